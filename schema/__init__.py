@@ -1,0 +1,18 @@
+"""The record contract shared by the converters, the pipeline and the server.
+
+Every data source becomes tf.Examples with these two features, and nothing else:
+``image_raw`` holds the encoded file bytes exactly as a camera or file gives them
+(never decoded or rescaled pixels), ``label`` is 0-9 for a digit and 10 for "no digit".
+"""
+import os
+
+IMAGE_KEY = "image_raw"
+LABEL_KEY = "label"
+
+NUM_DIGITS = 10
+NO_DIGIT = 10          # label of the background ("no digit") class
+NUM_CLASSES = 11       # ten digits plus "no digit"
+MAX_LABEL = NO_DIGIT
+
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")
+SCHEMA_DIR = os.path.dirname(SCHEMA_PATH)
