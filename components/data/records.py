@@ -1,0 +1,152 @@
+"""Writes converted images as GZIP TFRecords of tf.Example, the one format ExampleGen reads.
+
+Every source (SVHN .mat files, digitStruct photos, folder trees, the generator) yields
+``Record`` items; ``write_split`` checks each one (readable image, label in range) and
+either stops with a message naming the item or, with ``skip_bad``, counts and skips it.
+Output is written to a hidden temporary folder and renamed into place only when the
+whole split is complete, so an interrupted or failed conversion never leaves a
+half-written split that looks finished.
+"""
+import collections
+import dataclasses
+import io
+import os
+import shutil
+import sys
+import time
+from typing import Iterable, Optional
+
+import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import tensorflow as tf
+from PIL import Image
+
+import schema
+
+RECORD_SUFFIX = ".tfrecord.gz"
+DEFAULT_SHARD_SIZE = 20_000
+PROGRESS_EVERY = 5_000
+
+
+class BadRecordError(ValueError):
+    """A source item that cannot become a training example; the message names it."""
+
+
+@dataclasses.dataclass
+class Record:
+    where: str                    # path, path#index or similar: what a person needs to find it
+    image: Optional[bytes]        # encoded PNG/JPEG bytes, exactly as stored
+    label: int
+    error: Optional[str] = None   # set by a source that already knows the item is bad
+
+
+@dataclasses.dataclass
+class SplitStats:
+    split: str
+    path: str
+    written: int = 0
+    skipped: int = 0
+    per_label: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    skipped_examples: list = dataclasses.field(default_factory=list)
+
+    def summary(self) -> str:
+        labels = ", ".join(f"{k}:{v}" for k, v in sorted(self.per_label.items()))
+        return (f"{self.split}: wrote {self.written} examples to {self.path} "
+                f"(per label {labels}); skipped {self.skipped} bad records")
+
+
+def check_record(record: Record) -> None:
+    """Raises BadRecordError unless the record is a decodable image with a valid label."""
+    if record.error:
+        raise BadRecordError(f"{record.where}: {record.error}")
+    if not isinstance(record.label, (int,)) or not 0 <= record.label <= schema.MAX_LABEL:
+        raise BadRecordError(
+            f"{record.where}: label {record.label!r} is out of range "
+            f"[0, {schema.MAX_LABEL}] (0-9 digits, {schema.NO_DIGIT} = no digit)")
+    if not record.image:
+        raise BadRecordError(f"{record.where}: empty image")
+    try:
+        with Image.open(io.BytesIO(record.image)) as img:
+            img.load()  # a full decode: catches truncated files that verify() lets through
+            if img.format not in ("PNG", "JPEG", "GIF", "BMP"):
+                raise BadRecordError(
+                    f"{record.where}: image format {img.format} is not PNG/JPEG/GIF/BMP")
+    except BadRecordError:
+        raise
+    except Exception as e:  # PIL raises many types for corrupt data
+        raise BadRecordError(f"{record.where}: not a readable image ({e})") from None
+
+
+def make_example(image: bytes, label: int) -> tf.train.Example:
+    return tf.train.Example(features=tf.train.Features(feature={
+        schema.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+        schema.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }))
+
+
+def encode_png(pixels) -> bytes:
+    """Encodes an HxWx3 uint8 array as PNG bytes (lossless, as SVHN's pixels are stored)."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_split(records: Iterable[Record], out_dir: str, split: str, *,
+                skip_bad: bool = False, overwrite: bool = False,
+                shard_size: int = DEFAULT_SHARD_SIZE, log=sys.stderr) -> SplitStats:
+    """Writes ``records`` to ``out_dir/split/part-NNNNN.tfrecord.gz``, all or nothing."""
+    final = os.path.join(out_dir, split)
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(f"{final} already exists; pass overwrite to replace it")
+    os.makedirs(out_dir, exist_ok=True)
+    partial = os.path.join(out_dir, f".{split}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    stats = SplitStats(split=split, path=final)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    writer, shard, start = None, 0, time.time()
+    try:
+        for record in records:
+            try:
+                check_record(record)
+            except BadRecordError as e:
+                if not skip_bad:
+                    raise
+                stats.skipped += 1
+                if len(stats.skipped_examples) < 20:
+                    stats.skipped_examples.append(str(e))
+                print(f"skipping bad record: {e}", file=log)
+                continue
+            if writer is None or stats.written % shard_size == 0 and stats.written:
+                if writer is not None:
+                    writer.close()
+                    shard += 1
+                writer = tf.io.TFRecordWriter(
+                    os.path.join(partial, f"part-{shard:05d}{RECORD_SUFFIX}"), options)
+            writer.write(make_example(record.image, record.label).SerializeToString())
+            stats.written += 1
+            stats.per_label[record.label] += 1
+            if stats.written % PROGRESS_EVERY == 0:
+                rate = stats.written / max(time.time() - start, 1e-9)
+                print(f"{split}: {stats.written} examples ({rate:.0f}/s)", file=log, flush=True)
+        if writer is not None:
+            writer.close()
+            writer = None
+        if stats.written == 0:
+            raise BadRecordError(f"{split}: no valid records to write")
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(partial, final)
+    finally:
+        if writer is not None:
+            writer.close()
+        shutil.rmtree(partial, ignore_errors=True)
+    return stats
+
+
+def read_split(path: str):
+    """Yields (image_bytes, label) from a split folder written above; for tests and tools."""
+    files = sorted(tf.io.gfile.glob(os.path.join(path, f"*{RECORD_SUFFIX}")))
+    for raw in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        ex = tf.train.Example.FromString(raw.numpy())
+        f = ex.features.feature
+        yield f[schema.IMAGE_KEY].bytes_list.value[0], f[schema.LABEL_KEY].int64_list.value[0]
