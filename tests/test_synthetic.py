@@ -1,0 +1,192 @@
+"""Tests of the SVHN-like image generator (components/data/synthetic.py)."""
+import collections
+import dataclasses
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import schema
+from components.data import synthetic
+from components.data.synthetic import GeneratorSettings, generate_one
+
+DEFAULT = GeneratorSettings()
+
+
+def _decode(image_bytes):
+    with Image.open(io.BytesIO(image_bytes)) as img:
+        img.load()
+        return img.format, img.mode, img.size, np.asarray(img.convert("RGB"))
+
+
+def _render(seed, index, settings, label=None):
+    """(pixels, ink mask, kind) of one image, as generate_one draws it."""
+    rng = np.random.default_rng([seed, index])
+    drawn = synthetic.draw_label(rng, settings)
+    rng.random()  # the PNG/JPEG choice
+    return synthetic._render(rng, settings, drawn if label is None else label)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """400 default images of seed 0: (bytes, label) pairs."""
+    return [generate_one(0, i) for i in range(400)]
+
+
+def test_generate_yields_records_that_are_reproducible_per_index():
+    first = list(synthetic.generate(12, seed=3))
+    again = list(synthetic.generate(12, seed=3))
+    assert [r.image for r in first] == [r.image for r in again]
+    assert [r.label for r in first] == [r.label for r in again]
+    assert first[5].where == "synthetic(seed=3)#5"
+    # a shard made on its own holds exactly the same images as the whole run
+    shard = list(synthetic.generate(4, seed=3, start=8))
+    assert [r.image for r in shard] == [r.image for r in first[8:12]]
+    assert [r.where for r in shard] == [f"synthetic(seed=3)#{i}" for i in range(8, 12)]
+
+
+def test_generated_records_pass_the_writers_check():
+    from components.data.records import check_record
+    for record in synthetic.generate(30, seed=4):
+        check_record(record)
+
+
+def test_different_seeds_and_indices_give_different_images():
+    a = [generate_one(1, i)[0] for i in range(20)]
+    b = [generate_one(2, i)[0] for i in range(20)]
+    assert all(x != y for x, y in zip(a, b))
+    assert len(set(a)) == len(a)
+
+
+def test_labels_cover_all_classes_in_proportion(batch):
+    counts = collections.Counter(label for _, label in batch)
+    assert set(counts) == set(range(schema.NUM_CLASSES))
+    no_digit = counts[schema.NO_DIGIT] / len(batch)
+    assert 0.08 < no_digit < 0.24, no_digit  # default no_digit_fraction is 0.15
+    digit_counts = [counts[d] for d in range(10)]
+    mean = np.mean(digit_counts)
+    assert min(digit_counts) > 0.5 * mean and max(digit_counts) < 1.6 * mean, digit_counts
+
+
+def test_images_decode_as_rgb_of_the_configured_size_in_png_and_jpeg(batch):
+    formats = collections.Counter()
+    for image, _ in batch[:150]:
+        fmt, mode, size, pixels = _decode(image)
+        formats[fmt] += 1
+        assert mode == "RGB" and size == (32, 32)
+        assert pixels.std() > 1.0  # not a blank or broken image
+    assert set(formats) == {"PNG", "JPEG"}
+    assert 0.08 < formats["JPEG"] / 150 < 0.35, formats  # default jpeg_fraction is 0.2
+    big = GeneratorSettings(size=48)
+    for i in range(5):
+        assert _decode(generate_one(0, i, big)[0])[2] == (48, 48)
+
+
+def test_jpeg_fraction_switch():
+    png_only = GeneratorSettings(jpeg_fraction=0.0)
+    jpeg_only = GeneratorSettings(jpeg_fraction=1.0)
+    assert {_decode(generate_one(5, i, png_only)[0])[0] for i in range(15)} == {"PNG"}
+    assert {_decode(generate_one(5, i, jpeg_only)[0])[0] for i in range(15)} == {"JPEG"}
+
+
+def test_render_example_makes_the_asked_for_class():
+    rng = np.random.default_rng(0)
+    for label in (0, 7, schema.NO_DIGIT):
+        pixels = synthetic.render_example(rng, DEFAULT, label)
+        assert pixels.dtype == np.uint8 and pixels.shape == (32, 32, 3)
+    with pytest.raises(ValueError):
+        synthetic.render_example(rng, DEFAULT, 11)
+
+
+def test_digit_is_centred_and_neighbours_switch_controls_cut_digits_at_the_edges():
+    def stats(settings):
+        at_edge, centred = 0, 0
+        for i in range(120):
+            _, ink, kind = _render(9, i, settings, label=i % 10)
+            assert kind == "digit"
+            at_edge += max(ink[:, :3].max(), ink[:, -3:].max()) > 0.5
+            centred += ink[24:40, 24:40].max() > 0.5
+        return at_edge / 120, centred / 120
+
+    with_edges, centred = stats(DEFAULT)
+    without_edges, centred_alone = stats(dataclasses.replace(DEFAULT, neighbours=False))
+    assert centred > 0.97 and centred_alone > 0.97
+    assert with_edges > 0.5, with_edges          # neighbouring digits cut at the crop edges
+    assert without_edges < 0.3, without_edges    # only the digit itself (wide ones touch)
+    assert with_edges > without_edges + 0.3
+    # the switch changes the images themselves
+    alone = dataclasses.replace(DEFAULT, neighbours=False)
+    changed = sum(generate_one(2, i)[0] != generate_one(2, i, alone)[0] for i in range(10))
+    assert changed >= 8
+
+
+def test_distortions_switch_turns_geometry_and_camera_effects_off():
+    plain = dataclasses.replace(DEFAULT, distortions=False)
+    tilted = 0
+    for i in range(30):
+        h = synthetic._homography(np.random.default_rng(i), plain, (50.0, 40.0), 47)
+        assert h[0][1] == 0 and h[1][0] == 0 and h[2][0] == 0 and h[2][1] == 0
+        h = synthetic._homography(np.random.default_rng(i), DEFAULT, (50.0, 40.0), 47)
+        tilted += abs(h[1][0]) > 1e-3 or abs(h[2][0]) > 1e-6
+    assert tilted >= 25
+    changed = sum(generate_one(2, i)[0] != generate_one(2, i, plain)[0] for i in range(10))
+    assert changed >= 8
+
+
+def test_no_digit_images_have_no_digit_in_the_centre():
+    for kind, max_centre_ink in (("background", 0.0), ("partial", 0.15)):
+        weights = tuple(1.0 if k == kind else 0.0 for k in synthetic.NEGATIVE_KINDS)
+        settings = dataclasses.replace(DEFAULT, negative_weights=weights)
+        inked = 0
+        for i in range(60):
+            _, ink, got = _render(3, i, settings, label=schema.NO_DIGIT)
+            assert got == kind
+            inked += ink[22:42, 22:42].max() > 0.5
+        assert inked / 60 <= max_centre_ink, (kind, inked)
+    # and the partial ones do show a cut digit at the border
+    weights = tuple(1.0 if k == "partial" else 0.0 for k in synthetic.NEGATIVE_KINDS)
+    settings = dataclasses.replace(DEFAULT, negative_weights=weights)
+    assert sum(_render(3, i, settings, schema.NO_DIGIT)[1].max() > 0.5 for i in range(30)) > 25
+
+
+def test_no_digit_images_are_not_told_apart_by_global_statistics():
+    """A quadratic classifier on brightness/colour/contrast/edge statistics of the whole
+    image must not separate "no digit" from digits well: negatives share the palette,
+    lighting and camera pipeline, so the content of the crop has to decide."""
+    settings = dataclasses.replace(DEFAULT, no_digit_fraction=0.5, jpeg_fraction=0.0)
+    feats, labels = [], []
+    for i in range(600):
+        image, label = generate_one(21, i, settings)
+        p = _decode(image)[3].astype(np.float32) / 255.0
+        luma = p @ np.array([0.299, 0.587, 0.114], np.float32)
+        feats.append(np.r_[p.mean((0, 1)), p.std((0, 1)), np.percentile(luma, [5, 50, 95]),
+                           np.abs(np.diff(luma, axis=0)).mean(),
+                           np.abs(np.diff(luma, axis=1)).mean()])
+        labels.append(label == schema.NO_DIGIT)
+    x, y = np.array(feats), np.array(labels)
+    assert 0.35 < y.mean() < 0.65
+    x = (x - x.mean(0)) / x.std(0)
+    q = np.c_[x, x ** 2, np.ones(len(x))]
+    half = len(x) // 2
+    w = np.linalg.lstsq(q[:half], 2.0 * y[:half] - 1.0, rcond=None)[0]
+    pred, truth = q[half:] @ w > 0, y[half:]
+    balanced = 0.5 * ((pred & truth).sum() / truth.sum() + (~pred & ~truth).sum() / (~truth).sum())
+    assert balanced < 0.72, balanced  # plain-wall negatives alone score ~0.77
+
+
+def test_every_default_font_draws_ten_different_digits():
+    for font, _ in DEFAULT.fonts:
+        masks = [synthetic._glyph(font, d, 0)[0] for d in "0123456789"]
+        shapes = {(m.shape, m.tobytes()) for m in masks}
+        assert len(shapes) == 10, font
+        assert all(m.shape[0] > 20 for m in masks), font
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError):
+        GeneratorSettings(no_digit_fraction=1.5)
+    with pytest.raises(ValueError):
+        GeneratorSettings(digit_height=(0.9, 0.4))
+    with pytest.raises(ValueError):
+        GeneratorSettings(negative_weights=(1.0, 0.0))
