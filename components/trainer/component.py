@@ -1,0 +1,94 @@
+"""SvhnTrainer: a TFX custom component that trains the digit CNN on Transform's output.
+
+It reads the already-transformed TFRecords (decoded, resized, in [0, 1]), so training
+spends no time on image decoding, and exports a SavedModel whose serving signatures
+embed the same Transform graph (see export.py).
+"""
+import glob
+import os
+
+import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+import tensorflow_transform as tft
+import tf_keras as keras
+from absl import logging
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+import schema as record_schema
+from components.trainer.export import export_serving_model
+from components.trainer.model import build_model
+from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORMED_LABEL_KEY
+
+SHUFFLE_BUFFER = 10_000
+STEPS_PER_EPOCH = 100   # how often Keras reports progress and TensorBoard gets a point
+VALIDATION_STEPS = 20
+
+
+def transformed_dataset(examples, split: str, tft_output, batch_size: int,
+                        shuffle: bool, seed: int = 0) -> tf.data.Dataset:
+    """(image, label) batches from a split of Transform's GZIP TFRecords."""
+    pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no transformed examples for split {split!r} at {pattern}")
+    spec = tft_output.transformed_feature_spec()
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP",
+                                 num_parallel_reads=tf.data.AUTOTUNE)
+    if shuffle:
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.repeat().batch(batch_size, drop_remainder=shuffle)
+    ds = ds.map(lambda raw: tf.io.parse_example(raw, spec), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda f: (f[TRANSFORMED_IMAGE_KEY], f[TRANSFORMED_LABEL_KEY]))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def check_label_domain(schema_artifact) -> None:
+    """The model's output size is fixed by the record contract; the schema must agree."""
+    schema_proto = tfdv.load_schema_text(
+        os.path.join(schema_artifact.uri, os.listdir(schema_artifact.uri)[0]))
+    domain = tfdv.get_feature(schema_proto, record_schema.LABEL_KEY).int_domain
+    if (domain.min, domain.max) != (0, record_schema.MAX_LABEL):
+        raise ValueError(
+            f"schema label domain [{domain.min}, {domain.max}] does not match the model's "
+            f"{record_schema.NUM_CLASSES} classes [0, {record_schema.MAX_LABEL}]")
+
+
+@tfx.dsl.components.component
+def SvhnTrainer(
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    transform_graph: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.TransformGraph],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+    model_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
+    train_steps: tfx.dsl.components.Parameter[int] = 2000,
+    batch_size: tfx.dsl.components.Parameter[int] = 128,
+    learning_rate: tfx.dsl.components.Parameter[float] = 1e-3,
+    seed: tfx.dsl.components.Parameter[int] = 0,
+) -> None:
+    check_label_domain(schema)
+    keras.utils.set_random_seed(seed)
+    tft_output = tft.TFTransformOutput(transform_graph.uri)
+    train = transformed_dataset(examples, "train", tft_output, batch_size, shuffle=True,
+                                seed=seed)
+    validation = transformed_dataset(examples, "eval", tft_output, batch_size, shuffle=False)
+
+    net = build_model(learning_rate)
+    steps_per_epoch = min(STEPS_PER_EPOCH, train_steps)
+    epochs = max(1, round(train_steps / steps_per_epoch))
+    logging.info("SvhnTrainer: %d steps of %d images (%d epochs of %d steps)",
+                 epochs * steps_per_epoch, batch_size, epochs, steps_per_epoch)
+    history = net.fit(
+        train, steps_per_epoch=steps_per_epoch, epochs=epochs,
+        validation_data=validation, validation_steps=VALIDATION_STEPS, verbose=2,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=model_run.uri, update_freq="epoch")])
+
+    export_dir = path_utils.serving_model_path(model.uri)
+    export_serving_model(net, tft_output.transform_features_layer(), export_dir)
+    model.set_float_custom_property("train_accuracy", float(history.history["accuracy"][-1]))
+    model.set_float_custom_property("validation_accuracy",
+                                    float(history.history["val_accuracy"][-1]))
+    logging.info("SvhnTrainer: exported serving model to %s", export_dir)

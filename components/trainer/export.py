@@ -1,0 +1,93 @@
+"""Exports the serving SavedModel: raw image bytes in, calibrated class probabilities out.
+
+Signatures (the wire contract TF Serving and ``serving/`` expose):
+  serving_default  image_bytes: string[batch] (PNG/JPEG/GIF/BMP file bytes, any size)
+                   -> probabilities float32[batch, 11], class_id int64[batch] (10 = no digit),
+                      confidence float32[batch]
+  classify         inputs: string[batch] serialized tf.Example with ``image_raw``
+                   -> classes string[batch, 11], scores float32[batch, 11]
+                   (method ``tensorflow/serving/classify``, for TF Serving's Classify API)
+  preprocess       image_bytes -> image float32[batch, 32, 32, 3]: the exact model input,
+                   so skew between training and serving can be checked from outside.
+The Transform graph is embedded (``tft_layer``), so decoding and rescaling happen here
+and nowhere else.
+"""
+import os
+
+import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+import schema
+from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
+
+SERVING_SIGNATURE = "serving_default"
+CLASSIFY_SIGNATURE = "classify"
+PREPROCESS_SIGNATURE = "preprocess"
+IMAGE_BYTES_INPUT = "image_bytes"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+CLASS_NAMES = [str(d) for d in range(schema.NUM_DIGITS)] + ["none"]
+
+
+class DigitReader(tf.Module):
+    """Transform graph + Keras model + calibration temperature, traced into signatures."""
+
+    def __init__(self, model, tft_layer, temperature: float = 1.0):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tft_layer
+        self.temperature = tf.Variable(temperature, dtype=tf.float32, trainable=False,
+                                       name="temperature")
+
+    def _transform(self, image_bytes):
+        # The schema makes image_raw a FixedLenFeature of shape [1]: [batch] -> [batch, 1].
+        raw = {schema.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])}
+        return self.tft_layer(raw)[TRANSFORMED_IMAGE_KEY]
+
+    def _answer(self, image_bytes):
+        logits = self.model(self._transform(image_bytes), training=False)
+        probabilities = tf.nn.softmax(logits / self.temperature, axis=-1)
+        return {
+            "probabilities": probabilities,
+            "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+            "confidence": tf.reduce_max(probabilities, axis=-1),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    def serve_image_bytes(self, image_bytes):
+        return self._answer(image_bytes)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify_examples(self, inputs):
+        parsed = tf.io.parse_example(
+            inputs, {schema.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+        probabilities = self._answer(parsed[schema.IMAGE_KEY])["probabilities"]
+        classes = tf.broadcast_to(tf.constant(CLASS_NAMES), tf.shape(probabilities))
+        return {"classes": classes, "scores": probabilities}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    def preprocess(self, image_bytes):
+        return {TRANSFORMED_IMAGE_KEY: self._transform(image_bytes)}
+
+
+def _mark_classify_method(export_dir: str) -> None:
+    """TF2 saves every signature as Predict; TF Serving's Classify API needs the classify method."""
+    path = os.path.join(export_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        meta_graph.signature_def[CLASSIFY_SIGNATURE].method_name = CLASSIFY_METHOD
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(saved_model.SerializeToString())
+
+
+def export_serving_model(model, tft_layer, export_dir: str, temperature: float = 1.0) -> None:
+    reader = DigitReader(model, tft_layer, temperature)
+    signatures = {
+        SERVING_SIGNATURE: reader.serve_image_bytes,
+        CLASSIFY_SIGNATURE: reader.classify_examples,
+        PREPROCESS_SIGNATURE: reader.preprocess,
+    }
+    tf.saved_model.save(reader, export_dir, signatures=signatures)
+    _mark_classify_method(export_dir)
