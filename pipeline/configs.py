@@ -1,0 +1,50 @@
+"""All of the pipeline's configuration, in one place.
+
+Paths live under one root (``SVHN_TFX_ROOT``, default ``./artifacts`` in the repository):
+converted data, pipeline outputs, the MLMD database, the TFX CLI's registry and the
+pushed models. Everything can be overridden with environment variables, because the TFX
+CLI runs ``local_runner.py`` without arguments.
+"""
+import os
+import shlex
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PIPELINE_NAME = os.environ.get("SVHN_TFX_PIPELINE_NAME", "svhn-tfx")
+MODEL_NAME = os.environ.get("SVHN_TFX_MODEL_NAME", "svhn")
+
+ARTIFACTS_ROOT = os.path.abspath(
+    os.environ.get("SVHN_TFX_ROOT", os.path.join(_REPO_ROOT, "artifacts")))
+# Converted GZIP TFRecords, one folder per split (what `svhn-tfx-data` writes).
+DATA_ROOT = os.path.abspath(os.environ.get("SVHN_TFX_DATA", os.path.join(ARTIFACTS_ROOT, "data")))
+PIPELINE_ROOT = os.path.join(ARTIFACTS_ROOT, "pipelines", PIPELINE_NAME)
+METADATA_PATH = os.path.join(ARTIFACTS_ROOT, "metadata", PIPELINE_NAME, "metadata.db")
+# Pusher writes <SERVING_ROOT>/<MODEL_NAME>/<version>/: TF Serving's --model_base_path.
+SERVING_ROOT = os.path.join(ARTIFACTS_ROOT, "serving")
+SERVING_MODEL_DIR = os.path.join(SERVING_ROOT, MODEL_NAME)
+
+# The embedded default data set (`make demo`).
+DEMO_TRAIN_EXAMPLES = int(os.environ.get("SVHN_TFX_DEMO_TRAIN", "20000"))
+DEMO_EVAL_EXAMPLES = int(os.environ.get("SVHN_TFX_DEMO_EVAL", "2000"))
+
+# Trainer.
+TRAIN_STEPS = int(os.environ.get("SVHN_TFX_TRAIN_STEPS", "1500"))
+BATCH_SIZE = 128
+LEARNING_RATE = 1e-3
+
+# Evaluator gates: bless only above MIN_ACCURACY and without regressing against the last
+# blessed model by more than MAX_ACCURACY_DROP.
+MIN_ACCURACY = float(os.environ.get("SVHN_TFX_MIN_ACCURACY", "0.80"))
+MAX_ACCURACY_DROP = 0.01
+
+# Beam: DirectRunner on this machine by default. For a cluster pass e.g.
+#   SVHN_TFX_BEAM_ARGS="--runner=FlinkRunner --flink_master=host:8081 --environment_type=LOOPBACK"
+# --setup_file ships this package to remote workers; it also stops TFX from building an
+# sdist of TFX itself before every Beam component (what it does when no dependency is set).
+DEFAULT_BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2",
+                     f"--setup_file={os.path.join(_REPO_ROOT, 'setup.py')}"]
+BEAM_PIPELINE_ARGS = shlex.split(os.environ["SVHN_TFX_BEAM_ARGS"]) \
+    if "SVHN_TFX_BEAM_ARGS" in os.environ else DEFAULT_BEAM_ARGS
+
+# Kubeflow / Vertex: the container image holding this package (see README).
+KUBEFLOW_IMAGE = os.environ.get("SVHN_TFX_IMAGE", "gcr.io/your-project/svhn-tfx:latest")

@@ -1,0 +1,99 @@
+"""Wires the svhn-tfx components into a TFX pipeline; no logic lives here."""
+from typing import List, Optional
+
+from tfx import v1 as tfx
+
+import schema
+from components.anomaly_gate import AnomalyGate
+from components.evaluator.component import SvhnEvaluator
+from components.trainer.component import SvhnTrainer
+
+PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
+RECORD_GLOB = "*.tfrecord.gz"
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    serving_model_dir: str,
+    train_steps: int,
+    batch_size: int,
+    learning_rate: float,
+    min_accuracy: float,
+    max_accuracy_drop: float,
+    metadata_connection_config=None,
+    beam_pipeline_args: Optional[List[str]] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=data_root,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="train", pattern=f"train/{RECORD_GLOB}"),
+            tfx.proto.Input.Split(name="eval", pattern=f"eval/{RECORD_GLOB}"),
+        ]))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema.SCHEMA_PATH)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN)
+    transform.add_upstream_node(anomaly_gate)
+
+    trainer = SvhnTrainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_steps=train_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate)
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    evaluator = SvhnEvaluator(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        baseline_model=model_resolver.outputs["model"],
+        min_accuracy=min_accuracy,
+        max_accuracy_drop=max_accuracy_drop)
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
+                    transform, trainer, model_resolver, evaluator, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [])
+
+
+def create_configured_pipeline(**overrides) -> tfx.dsl.Pipeline:
+    """create_pipeline with every setting from configs.py; runners pass what differs."""
+    from pipeline import configs
+    settings = dict(
+        pipeline_name=configs.PIPELINE_NAME,
+        pipeline_root=configs.PIPELINE_ROOT,
+        data_root=configs.DATA_ROOT,
+        serving_model_dir=configs.SERVING_MODEL_DIR,
+        train_steps=configs.TRAIN_STEPS,
+        batch_size=configs.BATCH_SIZE,
+        learning_rate=configs.LEARNING_RATE,
+        min_accuracy=configs.MIN_ACCURACY,
+        max_accuracy_drop=configs.MAX_ACCURACY_DROP,
+        beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
+    settings.update(overrides)
+    return create_pipeline(**settings)
