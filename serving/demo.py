@@ -1,0 +1,114 @@
+"""The last step of `make demo`: serve the pushed model over gRPC and ask it about pictures.
+
+It writes one sample picture per digit plus pictures with no digit at all (a generated
+wall, a plain colour, random noise) as ordinary PNG/JPEG files of several sizes, starts
+`svhn-tfx-serve` on the pushed model directory, sends the files' raw bytes with the
+client, prints each answer, and stops the server.
+"""
+import argparse
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+import schema
+from pipeline import configs
+
+SAMPLE_SEED = 20_251_124
+STARTUP_TIMEOUT_S = 180
+
+
+def _save(pixels: np.ndarray, path: str, size: int) -> str:
+    image = Image.fromarray(pixels).resize((size, size), Image.BICUBIC)
+    image.save(path, format="JPEG" if path.endswith(".jpg") else "PNG")
+    return path
+
+
+def write_samples(out_dir: str) -> list:
+    """Returns [(path, expected label)] for a digit of each class and three no-digit images."""
+    from components.data.synthetic import GeneratorSettings, render_example
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(SAMPLE_SEED)
+    settings = GeneratorSettings()
+    samples = []
+    for digit in range(schema.NUM_DIGITS):
+        ext, size = (".jpg", 227) if digit % 3 == 0 else (".png", 32 + 16 * (digit % 3))
+        path = os.path.join(out_dir, f"digit-{digit}{ext}")
+        samples.append((_save(render_example(rng, settings, label=digit), path, size), digit))
+    no_digit = {
+        "no-digit-wall.png": render_example(rng, settings, label=schema.NO_DIGIT),
+        "no-digit-plain.png": np.full((32, 32, 3), (182, 160, 131), np.uint8),
+        "no-digit-noise.jpg": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+    }
+    for name, pixels in no_digit.items():
+        samples.append((_save(pixels, os.path.join(out_dir, name), 64), schema.NO_DIGIT))
+    return samples
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_available(server: str, model_name: str, process) -> None:
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+    deadline = time.time() + STARTUP_TIMEOUT_S
+    with grpc.insecure_channel(server) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = model_name
+        while time.time() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the model server exited with code {process.returncode}")
+            try:
+                if stub.GetModelStatus(request, timeout=2).model_version_status:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.5)
+    raise TimeoutError(f"the model server did not come up within {STARTUP_TIMEOUT_S} s")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model_base_path", default=configs.SERVING_MODEL_DIR)
+    parser.add_argument("--model_name", default=configs.MODEL_NAME)
+    parser.add_argument("--samples_dir", default=os.path.join(configs.ARTIFACTS_ROOT, "samples"))
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.model_base_path) or not os.listdir(args.model_base_path):
+        print(f"error: no pushed model in {args.model_base_path}; was it blessed? "
+              "See the SvhnEvaluator lines in the pipeline log.", file=sys.stderr)
+        return 1
+
+    from serving.client import predict_files
+    samples = write_samples(args.samples_dir)
+    port = _free_port()
+    server = f"127.0.0.1:{port}"
+    command = [sys.executable, "-m", "serving.server", f"--port={port}", "--rest_api_port=0",
+               f"--model_name={args.model_name}", f"--model_base_path={args.model_base_path}"]
+    print(f"starting: {' '.join(command[1:])}", flush=True)
+    process = subprocess.Popen(command)
+    try:
+        _wait_until_available(server, args.model_name, process)
+        results = predict_files(server, [path for path, _ in samples], model_name=args.model_name)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    print(f"\n{'file':<22} {'truth':<9} {'answer':<9} {'prob':>6}  top-3")
+    names = {schema.NO_DIGIT: "no digit"}
+    for (path, expected), result in zip(samples, results):
+        top3 = ", ".join(f"{label}:{p:.2f}" for label, p in result["top3"])
+        print(f"{os.path.basename(path):<22} {names.get(expected, str(expected)):<9} "
+              f"{result['answer']:<9} {result['probability']:>6.3f}  {top3}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

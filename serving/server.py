@@ -1,0 +1,111 @@
+"""svhn-tfx-serve: a model server with TensorFlow Serving's gRPC and REST API.
+
+For machines where ``tensorflow_model_server`` cannot be installed. It serves the same
+``<model_base_path>/<version>/`` directory with the same wire contract, so clients and
+models move to the real TF Serving unchanged. Flags use TF Serving's names where it has
+one (``--port``, ``--rest_api_port``, ``--model_name``, ``--model_base_path``,
+``--file_system_poll_wait_seconds``, ``--max_batch_size``, ``--batch_timeout_micros``,
+``--num_batch_threads``).
+"""
+import argparse
+import concurrent.futures
+import logging
+import os
+import signal
+import sys
+import threading
+
+import components  # noqa: F401  (quiet TensorFlow before it loads)
+import grpc
+
+from serving import grpc_service, rest
+from serving.limits import Limits
+from serving.model_store import DEFAULT_MAX_LOADED_VERSIONS, ModelStore
+from serving.servable import Servable
+
+GRPC_WORKERS = 64
+SHUTDOWN_GRACE_S = 5
+
+
+def parse_args(argv=None):
+    defaults = Limits()
+    p = argparse.ArgumentParser(prog="svhn-tfx-serve", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
+    p.add_argument("--rest_api_port", type=int, default=8501,
+                   help="REST port (0: no REST, as in TF Serving)")
+    p.add_argument("--model_name", default="svhn")
+    p.add_argument("--model_base_path", required=True,
+                   help="folder holding <version>/saved_model.pb (the Pusher's destination)")
+    p.add_argument("--file_system_poll_wait_seconds", type=float, default=2.0,
+                   help="how often to look for new versions (0: never)")
+    p.add_argument("--max_loaded_versions", type=int, default=DEFAULT_MAX_LOADED_VERSIONS,
+                   help="newest versions kept loaded and addressable by number")
+    p.add_argument("--max_batch_size", type=int, default=64,
+                   help="images per batched model call (1: no batching)")
+    p.add_argument("--batch_timeout_micros", type=int, default=2000,
+                   help="longest a request waits for others to share its batch")
+    p.add_argument("--num_batch_threads", type=int, default=2)
+    p.add_argument("--max_images_per_request", type=int, default=defaults.max_images_per_request)
+    p.add_argument("--max_image_bytes", type=int, default=defaults.max_image_bytes)
+    p.add_argument("--max_image_pixels", type=int, default=defaults.max_image_pixels,
+                   help="width x height above which an image is refused before decoding")
+    p.add_argument("--max_request_bytes", type=int, default=defaults.max_request_bytes)
+    p.add_argument("--log_level", default="INFO")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s svhn-tfx-serve %(levelname)s %(message)s")
+    limits = Limits(args.max_images_per_request, args.max_image_bytes, args.max_image_pixels,
+                    args.max_request_bytes)
+
+    def load(path, version):
+        return Servable(path, version, limits, args.max_batch_size,
+                        args.batch_timeout_micros / 1e6, args.num_batch_threads)
+
+    store = ModelStore(args.model_name, os.path.abspath(args.model_base_path), load,
+                       args.max_loaded_versions)
+    store.poll_once()
+    if not store.loaded_versions():
+        logging.warning("no loadable version in %s yet; waiting for one", args.model_base_path)
+    if args.file_system_poll_wait_seconds > 0:
+        store.start_polling(args.file_system_poll_wait_seconds)
+
+    options = [("grpc.max_receive_message_length", args.max_request_bytes),
+               ("grpc.max_send_message_length", args.max_request_bytes)]
+    grpc_server = grpc.server(concurrent.futures.ThreadPoolExecutor(GRPC_WORKERS),
+                              options=options)
+    grpc_service.add_to_server(grpc_server, store)
+    grpc_port = grpc_server.add_insecure_port(f"{args.host}:{args.port}")
+    if not grpc_port:
+        logging.error("cannot listen on %s:%d", args.host, args.port)
+        return 1
+    grpc_server.start()
+    # Tests and scripts read the actual ports from these lines (port 0 picks a free one).
+    print(f"svhn-tfx-serve: gRPC on {args.host}:{grpc_port}", flush=True)
+    rest_server = None
+    if args.rest_api_port:
+        rest_server = rest.make_server(args.host, args.rest_api_port, store,
+                                       args.max_request_bytes)
+        threading.Thread(target=rest_server.serve_forever, daemon=True).start()
+        print(f"svhn-tfx-serve: REST on {args.host}:{rest_server.server_address[1]}",
+              flush=True)
+
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    stopped.wait()
+    logging.info("shutting down")
+    store.stop()
+    if rest_server:
+        rest_server.shutdown()
+    grpc_server.stop(SHUTDOWN_GRACE_S).wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
