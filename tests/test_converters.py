@@ -518,6 +518,24 @@ def test_cli_mat_writes_refuses_existing_and_overwrites(tmp_path, capsys):
     assert cli.main(["mat", path, "--out", out, "--split", "train", "--overwrite"]) == 0
 
 
+def test_cli_mat_writes_several_files_into_one_split(tmp_path, capsys):
+    """train + extra into one train split; a missing second file stops before writing."""
+    x1, y1 = _svhn_arrays(4, seed=12)
+    x2, y2 = _svhn_arrays(3, seed=13)
+    first = _savemat(tmp_path / "train_32x32.mat", x1, y1, compress=True)
+    second = _savemat(tmp_path / "extra_32x32.mat", x2, y2, compress=False)
+    out = str(tmp_path / "data")
+    assert cli.main(["mat", first, str(tmp_path / "missing.mat"), "--out", out,
+                     "--split", "train"]) == 1
+    assert "missing.mat: no such file" in capsys.readouterr().err
+    _assert_no_output(out, "train")
+    assert cli.main(["mat", first, second, "--out", out, "--split", "train"]) == 0
+    written = list(read_split(os.path.join(out, "train")))
+    assert [label for _, label in written] == [int(v) % 10 for v in np.concatenate(
+        [y1[:, 0], y2[:, 0]])]
+    np.testing.assert_array_equal(_decode(written[6][0])[1], x2[:, :, :, 2])
+
+
 def test_cli_mat_bad_label_stops_or_skips(tmp_path, capsys):
     x, y = _svhn_arrays(7, seed=11)
     y[3, 0] = 11

@@ -1,6 +1,6 @@
 """``svhn-tfx-data``: converts a data source to GZIP TFRecords (one folder per split).
 
-    svhn-tfx-data mat FILE --out DIR --split NAME            SVHN format 2 (*_32x32.mat)
+    svhn-tfx-data mat FILE... --out DIR --split NAME            SVHN format 2 (*_32x32.mat)
     svhn-tfx-data digitstruct DIR --out DIR --split NAME     SVHN format 1 (photos + digitStruct.mat)
         [--backgrounds-per-image K] [--seed S] [--size 32]
     svhn-tfx-data folder ROOT --out DIR --split NAME         ROOT/{0..9,none}/*.png|jpg|...
@@ -13,6 +13,7 @@ each split to stdout. Expected errors (bad record, missing file, existing output
 ``error: ...`` naming the file or record and exit with status 1, leaving no split behind.
 """
 import argparse
+import itertools
 import os
 import sys
 from typing import List, Optional
@@ -38,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mat", parents=[common, split],
                        help="SVHN format 2: train_32x32.mat, test_32x32.mat, extra_32x32.mat")
-    p.add_argument("file", help="a *_32x32.mat file (MATLAB v5/v7 or v7.3)")
+    p.add_argument("files", nargs="+", metavar="file",
+                   help="*_32x32.mat files (MATLAB v5/v7 or v7.3), written into one split "
+                        "in order, e.g. train_32x32.mat extra_32x32.mat")
 
     p = sub.add_parser("digitstruct", parents=[common, split],
                        help="SVHN format 1: a folder of photos with digitStruct.mat")
@@ -85,7 +88,8 @@ def _run(parser, args) -> None:
     if args.command == "mat":
         from components.data.svhn_mat import read_mat
         _check_free(args, [args.split])
-        _write(read_mat(args.file), args, args.split)
+        readers = [read_mat(f) for f in args.files]  # checks every file before writing
+        _write(itertools.chain(*readers), args, args.split)
     elif args.command == "digitstruct":
         from components.data.digit_struct import read_digit_struct_dir
         if args.backgrounds_per_image < 0 or args.size < 1:

@@ -92,8 +92,11 @@ def encode_png(pixels) -> bytes:
 
 def write_split(records: Iterable[Record], out_dir: str, split: str, *,
                 skip_bad: bool = False, overwrite: bool = False,
-                shard_size: int = DEFAULT_SHARD_SIZE, log=sys.stderr) -> SplitStats:
-    """Writes ``records`` to ``out_dir/split/part-NNNNN.tfrecord.gz``, all or nothing."""
+                shard_size: int = DEFAULT_SHARD_SIZE, log=None) -> SplitStats:
+    """Writes ``records`` to ``out_dir/split/part-NNNNN.tfrecord.gz``, all or nothing.
+
+    Progress and skipped records go to ``log`` (default: the current sys.stderr)."""
+    log = log or sys.stderr
     final = os.path.join(out_dir, split)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite to replace it")
