@@ -8,6 +8,8 @@ CLI runs ``local_runner.py`` without arguments.
 import os
 import shlex
 
+from components.evaluator.blessing import Gates
+
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PIPELINE_NAME = os.environ.get("SVHN_TFX_PIPELINE_NAME", "svhn-tfx")
@@ -28,14 +30,24 @@ DEMO_TRAIN_EXAMPLES = int(os.environ.get("SVHN_TFX_DEMO_TRAIN", "20000"))
 DEMO_EVAL_EXAMPLES = int(os.environ.get("SVHN_TFX_DEMO_EVAL", "2000"))
 
 # Trainer.
-TRAIN_STEPS = int(os.environ.get("SVHN_TFX_TRAIN_STEPS", "1500"))
+TRAIN_STEPS = int(os.environ.get("SVHN_TFX_TRAIN_STEPS", "3000"))
 BATCH_SIZE = 128
-LEARNING_RATE = 1e-3
+LEARNING_RATE = 3e-3  # peak of a cosine decay over TRAIN_STEPS
 
-# Evaluator gates: bless only above MIN_ACCURACY and without regressing against the last
-# blessed model by more than MAX_ACCURACY_DROP.
-MIN_ACCURACY = float(os.environ.get("SVHN_TFX_MIN_ACCURACY", "0.80"))
-MAX_ACCURACY_DROP = 0.01
+# Calibration: the abstention threshold is chosen so that at most TARGET_RISK of the digits
+# the model answers (on held-out data) are wrong.
+TARGET_RISK = 0.01
+
+# Evaluator gates: bless only a model that is accurate, calibrated and tells "no digit"
+# apart, and that is not worse than the last blessed model by more than the margins.
+GATES = Gates(
+    min_accuracy=float(os.environ.get("SVHN_TFX_MIN_ACCURACY", "0.80")),
+    max_ece=float(os.environ.get("SVHN_TFX_MAX_ECE", "0.05")),
+    min_no_digit_auroc=float(os.environ.get("SVHN_TFX_MIN_NO_DIGIT_AUROC", "0.95")),
+    max_accuracy_drop=0.01,
+    max_ece_rise=0.01,
+    max_auroc_drop=0.01,
+)
 
 # Beam: DirectRunner on this machine by default. For a cluster pass e.g.
 #   SVHN_TFX_BEAM_ARGS="--runner=FlinkRunner --flink_master=host:8081 --environment_type=LOOPBACK"

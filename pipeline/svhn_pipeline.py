@@ -1,10 +1,12 @@
 """Wires the svhn-tfx components into a TFX pipeline; no logic lives here."""
+import dataclasses
 from typing import List, Optional
 
 from tfx import v1 as tfx
 
 import schema
 from components.anomaly_gate import AnomalyGate
+from components.evaluator.blessing import Gates
 from components.evaluator.component import SvhnEvaluator
 from components.trainer.component import SvhnTrainer
 
@@ -20,8 +22,8 @@ def create_pipeline(
     train_steps: int,
     batch_size: int,
     learning_rate: float,
-    min_accuracy: float,
-    max_accuracy_drop: float,
+    gates: Gates = Gates(),
+    target_risk: float = 0.01,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
@@ -50,7 +52,8 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_steps=train_steps,
         batch_size=batch_size,
-        learning_rate=learning_rate)
+        learning_rate=learning_rate,
+        target_risk=target_risk)
 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -62,8 +65,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         baseline_model=model_resolver.outputs["model"],
-        min_accuracy=min_accuracy,
-        max_accuracy_drop=max_accuracy_drop)
+        **dataclasses.asdict(gates))
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -92,8 +94,8 @@ def create_configured_pipeline(**overrides) -> tfx.dsl.Pipeline:
         train_steps=configs.TRAIN_STEPS,
         batch_size=configs.BATCH_SIZE,
         learning_rate=configs.LEARNING_RATE,
-        min_accuracy=configs.MIN_ACCURACY,
-        max_accuracy_drop=configs.MAX_ACCURACY_DROP,
+        gates=configs.GATES,
+        target_risk=configs.TARGET_RISK,
         beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
     settings.update(overrides)
     return create_pipeline(**settings)

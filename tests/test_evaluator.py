@@ -1,46 +1,74 @@
-"""Evaluator metrics and the blessing decision, on hand-made confusion matrices."""
+"""The blessing gates and the evaluator's Beam combine, on hand-made inputs."""
+import dataclasses
+
+import apache_beam as beam
 import numpy as np
 import pytest
+from apache_beam.testing.util import assert_that
 
-from components.evaluator.component import blessing_decision
-from components.evaluator.metrics import ConfusionCombineFn, summarize
+from components.evaluator.blessing import Gates, blessing_decision
+from components.evaluator.metrics import CALIBRATED, UNCALIBRATED, TrustCombineFn
 
-
-def _confusion(pairs):
-    """[(true, predicted, count)] -> 11x11 matrix."""
-    matrix = np.zeros((11, 11), np.int64)
-    for true, predicted, count in pairs:
-        matrix[true, predicted] += count
-    return matrix
+GATES = Gates(min_accuracy=0.85, max_ece=0.05, min_no_digit_auroc=0.95, max_accuracy_drop=0.01,
+              max_ece_rise=0.01, max_auroc_drop=0.01)
+GOOD = {"accuracy": 0.90, "ece": 0.02, "no_digit_auroc": 0.98}
 
 
-def test_summary_counts_overall_digit_and_per_class_accuracy():
-    # 8 of 10 "3"s right, 2 called "8"; 5 no-digit images, 1 called "1".
-    stats = summarize(_confusion([(3, 3, 8), (3, 8, 2), (10, 10, 4), (10, 1, 1)]))
-    assert stats["examples"] == 15
-    assert stats["accuracy"] == pytest.approx(12 / 15)
-    assert stats["digit_accuracy"] == pytest.approx(8 / 10)
-    assert stats["per_class_accuracy"]["3"] == pytest.approx(0.8)
-    assert stats["per_class_accuracy"]["no_digit"] == pytest.approx(0.8)
-    assert stats["per_class_accuracy"]["5"] is None  # no examples: unknown, not 0
-    assert stats["per_class_examples"]["no_digit"] == 5
+def test_a_model_clearing_every_gate_is_blessed():
+    assert blessing_decision(GOOD, None, GATES) == (True, [])
+    assert blessing_decision(GOOD, dict(GOOD, accuracy=0.905), GATES) == (True, [])  # within margin
 
 
-def test_confusion_combine_fn_adds_batches():
-    fn = ConfusionCombineFn()
-    one_hot = np.eye(11, dtype=np.float32)
-    a = fn.add_input(fn.create_accumulator(), (np.array([1, 2]), one_hot[[1, 5]]))
-    b = fn.add_input(fn.create_accumulator(), (np.array([10]), one_hot[[10]]))
-    merged = fn.extract_output(fn.merge_accumulators([a, b]))
-    assert merged.sum() == 3 and merged[1, 1] == 1 and merged[2, 5] == 1 and merged[10, 10] == 1
+@pytest.mark.parametrize("change, message", [
+    (dict(accuracy=0.80), "accuracy 0.8000 is below the threshold 0.8500"),
+    (dict(ece=0.08), "ECE 0.0800 is above the threshold 0.0500"),
+    (dict(no_digit_auroc=0.90), "no-digit AUROC 0.9000 is below the threshold 0.9500"),
+    (dict(no_digit_auroc=None), "no-digit AUROC is undefined"),
+])
+def test_each_absolute_gate_fails_alone_and_says_which(change, message):
+    blessed, failures = blessing_decision(dict(GOOD, **change), None, GATES)
+    assert not blessed and len(failures) == 1 and message in failures[0]
 
 
-def test_blessing_needs_the_threshold_and_no_regression():
-    good, better = {"accuracy": 0.90}, {"accuracy": 0.95}
-    assert blessing_decision(good, None, min_accuracy=0.85, max_accuracy_drop=0.01) == (True, [])
-    blessed, reasons = blessing_decision(good, better, min_accuracy=0.85, max_accuracy_drop=0.01)
-    assert not blessed and "regresses from the blessed baseline's 0.9500" in reasons[0]
-    blessed, reasons = blessing_decision(good, None, min_accuracy=0.92, max_accuracy_drop=0.01)
-    assert not blessed and "below the threshold 0.9200" in reasons[0]
-    # Within the allowed drop is fine.
-    assert blessing_decision({"accuracy": 0.945}, better, 0.85, 0.01)[0]
+@pytest.mark.parametrize("baseline_change, message", [
+    (dict(accuracy=0.93), "accuracy 0.9000 regresses from the blessed baseline's 0.9300"),
+    (dict(ece=0.005), "ECE 0.0200 is worse than the blessed baseline's 0.0050"),
+    (dict(no_digit_auroc=0.995), "no-digit AUROC 0.9800 regresses from the blessed baseline's"),
+])
+def test_a_candidate_worse_than_the_baseline_on_any_gate_is_not_blessed(baseline_change, message):
+    blessed, failures = blessing_decision(GOOD, dict(GOOD, **baseline_change), GATES)
+    assert not blessed and len(failures) == 1 and message in failures[0]
+
+
+def test_gates_are_configurable():
+    strict = dataclasses.replace(GATES, max_ece=0.01)
+    assert not blessing_decision(GOOD, None, strict)[0]
+
+
+def _scored_batch(labels, probabilities, threshold=0.5):
+    probabilities = np.asarray(probabilities, np.float64)
+    ids = [f"id{i}" for i in range(len(labels))]
+    return (np.asarray(labels), probabilities, probabilities, ids, threshold)
+
+
+def test_trust_combine_over_beam_equals_one_accumulator():
+    """The Beam combine (batches split across bundles) gives the metrics of the whole set."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(300, 11)) * 3
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 11, 300)
+    batches = [_scored_batch(labels[i:i + 50], probabilities[i:i + 50]) for i in range(0, 300, 50)]
+    fn = TrustCombineFn()
+    whole = fn.extract_output(fn.add_input(fn.create_accumulator(),
+                                           _scored_batch(labels, probabilities)))
+
+    def check(results):
+        (result,) = results
+        assert result[CALIBRATED]["count"] == 300
+        for key in ("accuracy", "nll", "brier", "ece", "no_digit_auroc", "coverage", "risk"):
+            assert result[CALIBRATED][key] == pytest.approx(whole[CALIBRATED][key], abs=1e-9)
+        assert result[UNCALIBRATED]["ece"] == pytest.approx(whole[UNCALIBRATED]["ece"])
+
+    with beam.Pipeline() as p:
+        combined = p | beam.Create(batches) | beam.CombineGlobally(TrustCombineFn())
+        assert_that(combined, check)

@@ -1,4 +1,5 @@
 """The whole TFX pipeline on tiny synthetic data: raw bytes in, a pushed raw-bytes model out."""
+import dataclasses
 import glob
 import json
 import io
@@ -17,10 +18,13 @@ from components.data.records import read_split
 from components.data.synthetic import generate
 from components.trainer.export import CLASSIFY_METHOD, CLASSIFY_SIGNATURE
 from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORMED_LABEL_KEY
+from pipeline import configs
 from tests import pipeline_helpers as ph
 
 pytestmark = pytest.mark.slow
 NUM_CLASSES = schema.NUM_CLASSES
+FORMAT1_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                           "svhn-format1")
 TRAIN_STEPS = 600  # of 64 images: the generator's crops are hard; ~200 steps stay near chance
 
 
@@ -77,6 +81,15 @@ def test_pushed_model_answers_png_and_jpeg_of_any_size(pushed, size, fmt):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(out["class_id"].numpy(), probabilities.argmax(axis=1))
     np.testing.assert_allclose(out["confidence"].numpy(), probabilities.max(axis=1))
+    _assert_digit_outputs_follow_the_threshold(pushed, out)
+
+
+def _assert_digit_outputs_follow_the_threshold(pushed, out):
+    class_id, confidence = out["class_id"].numpy(), out["confidence"].numpy()
+    threshold = float(pushed.abstain_threshold.numpy())
+    np.testing.assert_array_equal(out["is_digit"].numpy(), class_id != schema.NO_DIGIT)
+    answered = (class_id != schema.NO_DIGIT) & (confidence >= threshold)
+    np.testing.assert_array_equal(out["digit"].numpy(), np.where(answered, class_id, -1))
 
 
 def test_classify_signature_is_marked_for_tf_serving_classify_api(run, pushed):
@@ -124,7 +137,8 @@ def test_no_training_serving_skew(run, pushed):
         match = int(distances.argmin())
         assert distances[match] <= 1e-5
         assert raw[match][1] == label
-        training_path = tf.nn.softmax(pushed.model(image[None], training=False)).numpy()[0]
+        logits = pushed.model(image[None], training=False)
+        training_path = tf.nn.softmax(logits / pushed.temperature).numpy()[0]
         np.testing.assert_allclose(training_path, served_probabilities[match], atol=1e-5)
 
 
@@ -136,6 +150,122 @@ def test_trained_model_beats_chance_on_fresh_generated_images(pushed):
     print(f"accuracy on 600 fresh generated images after {TRAIN_STEPS} steps: {accuracy:.3f}")
     # Chance is 1/11 (0.09, sd 0.012 over 600 images); 0.25 is over 13 sd above it.
     assert accuracy >= 0.25
+
+
+def _calibration_split(run):
+    """The held-out training records the trainer fitted T and the threshold on."""
+    import tensorflow_transform as tft
+    from components.trainer.calibration import is_calibration_record
+    spec = tft.TFTransformOutput(
+        ph.latest_output(run, "Transform", "transform_graph")).transformed_feature_spec()
+    files = glob.glob(os.path.join(ph.latest_output(run, "Transform", "transformed_examples"),
+                                   "Split-train", "*"))
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").filter(
+        is_calibration_record).batch(100_000)
+    parsed = tf.io.parse_example(next(iter(records)), spec)
+    return parsed[TRANSFORMED_IMAGE_KEY], parsed[TRANSFORMED_LABEL_KEY].numpy()
+
+
+def test_calibration_is_fitted_on_held_out_data_and_baked_into_the_graph(run, pushed):
+    from components.evaluator import trust
+    with open(os.path.join(ph.latest_output(run, "SvhnTrainer", "model"),
+                           "calibration.json")) as f:
+        calibration = json.load(f)
+    temperature = float(pushed.temperature.numpy())
+    threshold = float(pushed.abstain_threshold.numpy())
+    assert temperature == pytest.approx(calibration["temperature"], rel=1e-6)
+    assert threshold == pytest.approx(calibration["abstain_threshold"], rel=1e-6)
+    images, labels = _calibration_split(run)
+    assert len(labels) == calibration["examples"] > 100  # about 1 in 10 of 3000
+    logits = pushed.model(images, training=False).numpy()
+    # T minimises NLL on this split, and does not move the arg-max.
+    assert trust.nll(trust.softmax(logits, temperature), labels) <= min(
+        trust.nll(trust.softmax(logits, t), labels) for t in (temperature * 0.8,
+                                                              temperature * 1.25, 1.0)) + 1e-9
+    probabilities = tf.nn.softmax(logits / temperature).numpy()
+    np.testing.assert_array_equal(probabilities.argmax(1), logits.argmax(1))
+    # The threshold: answered digits are wrong at most TARGET_RISK of the time, and no
+    # lower threshold would keep that promise (maximal coverage).
+    predicted, confidence = probabilities.argmax(1), probabilities.max(1)
+    digit = predicted != schema.NO_DIGIT
+    conf, right = confidence[digit], (predicted == labels)[digit]
+    answered = conf >= threshold
+    risk = float(np.mean(~right[answered])) if answered.any() else 0.0
+    assert risk <= configs.TARGET_RISK
+    # (a margin: logits computed in other batch sizes differ in the last float32 bits)
+    lower = conf[conf < threshold - 1e-6]
+    if len(lower):
+        wider = conf >= lower.max()
+        assert np.mean(~right[wider]) > configs.TARGET_RISK
+    print(f"calibration: T={temperature:.3f} threshold={threshold:.4f} risk={risk:.4f} "
+          f"coverage={answered.mean():.3f} of digit answers")
+
+
+def test_evaluation_report_measures_trust_and_draws_it(run):
+    evaluation = ph.latest_output(run, "SvhnEvaluator", "evaluation")
+    with open(os.path.join(evaluation, "metrics.json")) as f:
+        report = json.load(f)
+    candidate = report["candidate"]
+    for key in ("accuracy", "digits_only_accuracy", "nll", "brier", "ece", "no_digit_auroc",
+                "no_digit_fpr_at_95tpr", "max_softmax_auroc", "coverage", "risk"):
+        assert candidate["calibrated"][key] is not None, key
+    assert len(candidate["calibrated"]["per_class_accuracy"]) == NUM_CLASSES
+    assert np.array(candidate["calibrated"]["confusion"]).shape == (NUM_CLASSES, NUM_CLASSES)
+    assert candidate["calibrated"]["count"] == 300
+    # Temperature scaling never changes the answers, only their probabilities.
+    assert candidate["calibrated"]["accuracy"] == candidate["uncalibrated"]["accuracy"]
+    assert candidate["temperature"] > 0
+    for name in ("report.html", "reliability.png", "reliability_uncalibrated.png",
+                 "confusion.png", "mistakes.png"):
+        assert os.path.getsize(os.path.join(evaluation, name)) > 1000, name
+    with open(os.path.join(evaluation, "report.html")) as f:
+        assert "reliability.png" in f.read()
+
+
+def _no_digit_images():
+    """Shared real SVHN background crops, plain colours and noise: nothing to read."""
+    from components.data.digit_struct import read_digit_struct_dir
+    real = [r.image for split in ("train", "test") if os.path.isdir(FORMAT1_DIR)
+            for r in read_digit_struct_dir(os.path.join(FORMAT1_DIR, split),
+                                           backgrounds_per_image=4, seed=1)
+            if r.label == schema.NO_DIGIT and r.error is None]  # photos absent from the sample
+    rng = np.random.default_rng(7)
+    plain = [_encode(np.full((32, 32, 3), rng.integers(0, 256, 3), np.uint8), "PNG")
+             for _ in range(20)]
+    noise = [_encode(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "PNG") for _ in range(20)]
+    return real, plain + noise
+
+
+def test_no_digit_images_get_low_digit_confidence_unlike_a_10_class_model(run, pushed):
+    """The pushed model's confidence in any digit on pictures with no digit, against the
+    same network trained for the same steps on digits only (10 classes, plain softmax):
+    the model of the original bug report."""
+    import tensorflow_transform as tft
+    from tfx.types import standard_artifacts
+    from components.trainer.component import transformed_dataset
+    from components.trainer.model import build_model
+    real, synthetic = _no_digit_images()
+    images = real + synthetic
+    ours = pushed.signatures["serving_default"](image_bytes=tf.constant(images))[
+        "probabilities"].numpy()[:, :schema.NUM_DIGITS].max(axis=1)
+
+    examples = standard_artifacts.Examples()
+    examples.uri = ph.latest_output(run, "Transform", "transformed_examples")
+    examples.split_names = '["train", "eval"]'
+    tft_output = tft.TFTransformOutput(ph.latest_output(run, "Transform", "transform_graph"))
+    digits_only = transformed_dataset(examples, "train", tft_output, 64, shuffle=True).unbatch() \
+        .filter(lambda image, label: label < schema.NUM_DIGITS).batch(64)
+    tf.keras.utils.set_random_seed(0)
+    ten_class = build_model(2e-3, decay_steps=TRAIN_STEPS, num_classes=schema.NUM_DIGITS)
+    ten_class.fit(digits_only, steps_per_epoch=TRAIN_STEPS, epochs=1, verbose=0)
+    preprocessed = pushed.signatures["preprocess"](image_bytes=tf.constant(images))[
+        TRANSFORMED_IMAGE_KEY]
+    theirs = tf.nn.softmax(ten_class(preprocessed, training=False)).numpy().max(axis=1)
+    print(f"mean digit confidence on {len(images)} no-digit images ({len(real)} real SVHN "
+          f"backgrounds): this model {ours.mean():.3f}, 10-class softmax {theirs.mean():.3f}; "
+          f"real backgrounds only: {ours[:len(real)].mean() if real else float('nan'):.3f} vs "
+          f"{theirs[:len(real)].mean() if real else float('nan'):.3f}")
+    assert ours.mean() < 0.5 * theirs.mean()
 
 
 def test_an_anomaly_stops_the_run_before_training(tmp_path):
@@ -153,7 +283,7 @@ def test_an_anomaly_stops_the_run_before_training(tmp_path):
 def test_an_unblessed_model_is_not_pushed_and_the_run_says_why(run):
     """Runs last: re-runs the cached pipeline with an accuracy gate no model can pass."""
     ph.run_pipeline(run, run / "data", ph.MULTI_PROCESS_BEAM_ARGS, train_steps=TRAIN_STEPS,
-                    min_accuracy=1.01)
+                    gates=dataclasses.replace(ph.OPEN_GATES, min_accuracy=1.01))
     evaluation = ph.latest_output(run, "SvhnEvaluator", "evaluation")
     with open(os.path.join(evaluation, "metrics.json")) as f:
         report = json.load(f)

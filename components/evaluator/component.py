@@ -1,12 +1,19 @@
-"""SvhnEvaluator: scores the candidate (and the last blessed model) and decides the blessing.
+"""SvhnEvaluator: measures whether the candidate's answers can be trusted, and blesses on it.
 
-Writes ``metrics.json`` into the ModelEvaluation artifact and, like TFX's own Evaluator, a
-``BLESSED`` or ``NOT_BLESSED`` file plus the ``blessed`` / ``current_model_id`` custom
-properties into the ModelBlessing artifact, which is what Pusher and the
-LatestBlessedModelStrategy resolver read.
+For the candidate and the last blessed model it computes, as a Beam pipeline over the eval
+split: accuracy (overall, per class, digits only), NLL, Brier, ECE before and after
+temperature scaling, no-digit AUROC and FPR@95%TPR (and the same for the max-softmax
+baseline), coverage and risk at the exported abstention threshold, the confusion matrix
+and the most confident mistakes. The ModelEvaluation artifact gets ``metrics.json``, PNG
+plots and ``report.html``. Like TFX's own Evaluator it writes ``BLESSED`` /
+``NOT_BLESSED`` and the ``blessed`` / ``current_model_id`` custom properties that Pusher and
+the LatestBlessedModelStrategy resolver read.
 """
+import dataclasses
 import json
 import os
+import shutil
+import tempfile
 
 import apache_beam as beam
 from absl import logging
@@ -14,25 +21,14 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.evaluator.metrics import ConfusionMatrices, summarize
+from components.evaluator import report as report_writer
+from components.evaluator.blessing import Gates, blessing_decision
+from components.evaluator.metrics import TrustMetrics, model_calibration
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
 METRICS_FILE = "metrics.json"
-
-
-def blessing_decision(candidate: dict, baseline, min_accuracy: float,
-                      max_accuracy_drop: float):
-    """Returns (blessed, reasons): every gate that failed, in words a person can act on."""
-    failures = []
-    if candidate["accuracy"] < min_accuracy:
-        failures.append(f"accuracy {candidate['accuracy']:.4f} is below the threshold "
-                        f"{min_accuracy:.4f}")
-    if baseline is not None and candidate["accuracy"] < baseline["accuracy"] - max_accuracy_drop:
-        failures.append(f"accuracy {candidate['accuracy']:.4f} regresses from the blessed "
-                        f"baseline's {baseline['accuracy']:.4f} by more than "
-                        f"{max_accuracy_drop:.4f}")
-    return not failures, failures
+RESULTS_PREFIX = "results"
 
 
 def _read_results(path_prefix: str) -> dict:
@@ -40,9 +36,26 @@ def _read_results(path_prefix: str) -> dict:
     for name in tfx.dsl.io.fileio.glob(path_prefix + "*"):
         with tfx.dsl.io.fileio.open(name) as f:
             for line in f:
-                model_name, confusion = json.loads(line)
-                results[model_name] = summarize(confusion)
+                model_name, metrics = json.loads(line)
+                results[model_name] = metrics
     return results
+
+
+def _calibration(model_dir: str) -> dict:
+    import tensorflow as tf
+    return model_calibration(tf.saved_model.load(model_dir))
+
+
+def _gate_view(scored: dict) -> dict:
+    metrics = scored["calibrated"]
+    return {key: metrics[key] for key in ("accuracy", "ece", "no_digit_auroc")}
+
+
+def _publish(local_dir: str, uri: str) -> None:
+    """Copies the report files into the artifact (which may be on a remote filesystem)."""
+    for name in os.listdir(local_dir):
+        tfx.dsl.io.fileio.copy(os.path.join(local_dir, name), os.path.join(uri, name),
+                               overwrite=True)
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -53,34 +66,47 @@ def SvhnEvaluator(
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
     eval_split: tfx.dsl.components.Parameter[str] = "eval",
-    min_accuracy: tfx.dsl.components.Parameter[float] = 0.5,
-    max_accuracy_drop: tfx.dsl.components.Parameter[float] = 0.01,
+    min_accuracy: tfx.dsl.components.Parameter[float] = Gates.min_accuracy,
+    max_ece: tfx.dsl.components.Parameter[float] = Gates.max_ece,
+    min_no_digit_auroc: tfx.dsl.components.Parameter[float] = Gates.min_no_digit_auroc,
+    max_accuracy_drop: tfx.dsl.components.Parameter[float] = Gates.max_accuracy_drop,
+    max_ece_rise: tfx.dsl.components.Parameter[float] = Gates.max_ece_rise,
+    max_auroc_drop: tfx.dsl.components.Parameter[float] = Gates.max_auroc_drop,
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
+    gates = Gates(min_accuracy, max_ece, min_no_digit_auroc, max_accuracy_drop, max_ece_rise,
+                  max_auroc_drop)
     model_dirs = {CANDIDATE: path_utils.serving_model_path(model.uri)}
     if baseline_model is not None:
         model_dirs[BASELINE] = path_utils.serving_model_path(baseline_model.uri)
     pattern = os.path.join(artifact_utils.get_split_uri([examples], eval_split), "*")
-    results_prefix = os.path.join(evaluation.uri, "confusion")
+    results_prefix = os.path.join(evaluation.uri, RESULTS_PREFIX)
     with beam_pipeline as p:
         _ = (p
              | "ReadExamples" >> beam.io.ReadFromTFRecord(pattern)
-             | "Score" >> ConfusionMatrices(model_dirs)
-             | "ToJson" >> beam.MapTuple(lambda name, c: json.dumps([name, c.tolist()]))
+             | "Score" >> TrustMetrics(model_dirs)
+             | "ToJson" >> beam.MapTuple(lambda name, metrics: json.dumps([name, metrics]))
              | "Write" >> beam.io.WriteToText(results_prefix))
     results = _read_results(results_prefix)
+    for name, path in model_dirs.items():
+        results[name].update(_calibration(path), uri=path)
 
     candidate, baseline = results[CANDIDATE], results.get(BASELINE)
-    blessed, failures = blessing_decision(candidate, baseline, min_accuracy, max_accuracy_drop)
-    report = {
-        "blessed": blessed,
-        "failed_gates": failures,
-        "thresholds": {"min_accuracy": min_accuracy, "max_accuracy_drop": max_accuracy_drop},
-        "candidate": {"uri": model.uri, **candidate},
-        "baseline": None if baseline is None else {"uri": baseline_model.uri, **baseline},
-    }
-    with tfx.dsl.io.fileio.open(os.path.join(evaluation.uri, METRICS_FILE), "w") as f:
-        json.dump(report, f, indent=2)
+    blessed, failures = blessing_decision(
+        _gate_view(candidate), baseline and _gate_view(baseline), gates)
+    report = {"blessed": blessed, "failed_gates": failures, "gates": dataclasses.asdict(gates),
+              "eval_split": eval_split, "candidate": candidate, "baseline": baseline}
+
+    local = tempfile.mkdtemp(prefix="svhn-evaluation-")
+    try:
+        with open(os.path.join(local, METRICS_FILE), "w") as f:
+            json.dump(report, f, indent=2)
+        images = report_writer.write_plots(local, candidate)
+        report_writer.write_html(local, report, images)
+        _publish(local, evaluation.uri)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
     with tfx.dsl.io.fileio.open(
             os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
         f.write("\n".join(failures))
@@ -91,9 +117,12 @@ def SvhnEvaluator(
         blessing.set_string_custom_property("baseline_model", baseline_model.uri)
         blessing.set_int_custom_property("baseline_model_id", baseline_model.id)
 
-    base = "none" if baseline is None else f"{baseline['accuracy']:.4f}"
-    logging.info("SvhnEvaluator: accuracy %.4f on %d %s examples (baseline %s)",
-                 candidate["accuracy"], candidate["examples"], eval_split, base)
+    for name, scored in ((CANDIDATE, candidate), (BASELINE, baseline)):
+        if scored:
+            for line in report_writer.headline_lines(name, scored):
+                logging.info("SvhnEvaluator: %s", line)
+    logging.info("SvhnEvaluator: report %s",
+                 os.path.join(evaluation.uri, report_writer.REPORT_HTML))
     if blessed:
         logging.info("SvhnEvaluator: BLESSED")
     else:

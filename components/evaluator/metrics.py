@@ -1,32 +1,53 @@
 """Beam transforms that score models on serialized tf.Examples through their serving path.
 
 Each model is called exactly as a client would call it: the raw ``image_raw`` bytes go into
-``serving_default``. Results are reduced to per-model sufficient statistics (a confusion
-matrix), so memory stays constant however many examples there are and the work scales
-with the Beam runner.
+``serving_default``. Results are reduced to fixed-size sufficient statistics per model
+(``trust.TrustAccumulator``), so memory stays constant however many examples there are and
+the work scales with the Beam runner.
+
+Every model is scored twice from one call: with the probabilities it serves (calibrated),
+and with its temperature undone (softmax(T * log p) = softmax(logits)), which is what the
+same network would have said without calibration.
 """
+import base64
+
 import apache_beam as beam
 import numpy as np
 
 import schema
+from components.evaluator import trust
 from components.trainer.export import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 
 BATCH_SIZE = 256
+CALIBRATED = "calibrated"
+UNCALIBRATED = "uncalibrated"
+
+
+def model_calibration(loaded) -> dict:
+    """The temperature and abstention threshold a SavedModel was exported with."""
+    def read(name, default):
+        variable = getattr(loaded, name, None)
+        return float(variable.numpy()) if variable is not None else default
+    return {"temperature": read("temperature", 1.0),
+            "abstain_threshold": read("abstain_threshold", 0.0)}
 
 
 class PredictFn(beam.DoFn):
-    """Batches of serialized tf.Examples -> (model name, (labels, probabilities))."""
+    """Batches of serialized tf.Examples -> (model name, scored batch)."""
 
     def __init__(self, model_dirs: dict):
         self._model_dirs = model_dirs
-        self._signatures = None
+        self._models = None
 
     def setup(self):
         import components  # noqa: F401
         import tensorflow as tf
         self._tf = tf
-        self._signatures = {name: tf.saved_model.load(path).signatures[SERVING_SIGNATURE]
-                            for name, path in self._model_dirs.items()}
+        self._models = {}
+        for name, path in self._model_dirs.items():
+            loaded = tf.saved_model.load(path)
+            self._models[name] = (loaded, loaded.signatures[SERVING_SIGNATURE],
+                                  model_calibration(loaded))
 
     def process(self, serialized_batch):
         tf = self._tf
@@ -36,53 +57,43 @@ class PredictFn(beam.DoFn):
             images.append(feature[schema.IMAGE_KEY].bytes_list.value[0])
             labels.append(feature[schema.LABEL_KEY].int64_list.value[0])
         labels = np.asarray(labels, np.int64)
-        for name, signature in self._signatures.items():
-            outputs = signature(**{IMAGE_BYTES_INPUT: tf.constant(images)})
-            yield name, (labels, outputs["probabilities"].numpy())
+        ids = [base64.b64encode(image).decode() for image in images]  # for the mistakes grid
+        for name, (_, signature, calibration) in self._models.items():
+            probabilities = signature(**{IMAGE_BYTES_INPUT: tf.constant(images)})[
+                "probabilities"].numpy().astype(np.float64)
+            uncalibrated = trust.softmax(
+                calibration["temperature"] * np.log(np.maximum(probabilities, trust.PROB_FLOOR)))
+            yield name, (labels, probabilities, uncalibrated, ids,
+                         calibration["abstain_threshold"])
 
 
-class ConfusionCombineFn(beam.CombineFn):
-    """Sums an [11, 11] confusion matrix (rows: true label, columns: predicted class)."""
+class TrustCombineFn(beam.CombineFn):
+    """Scored batches -> {calibrated: metrics, uncalibrated: metrics} for one model."""
 
     def create_accumulator(self):
-        return np.zeros((schema.NUM_CLASSES, schema.NUM_CLASSES), np.int64)
+        return {CALIBRATED: trust.TrustAccumulator(), UNCALIBRATED: trust.TrustAccumulator()}
 
-    def add_input(self, acc, labels_and_probabilities):
-        labels, probabilities = labels_and_probabilities
-        np.add.at(acc, (labels, probabilities.argmax(axis=1)), 1)
+    def add_input(self, acc, scored):
+        labels, probabilities, uncalibrated, ids, threshold = scored
+        acc[CALIBRATED].add_batch(probabilities, labels, threshold, ids)
+        acc[UNCALIBRATED].add_batch(uncalibrated, labels, threshold, ids)
         return acc
 
     def merge_accumulators(self, accumulators):
-        return sum(accumulators, self.create_accumulator())
+        merged = self.create_accumulator()
+        for acc in accumulators:
+            for key in merged:
+                merged[key].merge(acc[key])
+        return merged
 
     def extract_output(self, acc):
-        return acc
+        return {key: value.result() for key, value in acc.items()}
 
 
 @beam.ptransform_fn
-def ConfusionMatrices(pcoll, model_dirs: dict):  # pylint: disable=invalid-name
-    """Serialized tf.Examples -> (model name, confusion matrix) for every model."""
+def TrustMetrics(pcoll, model_dirs: dict):  # pylint: disable=invalid-name
+    """Serialized tf.Examples -> (model name, {calibrated, uncalibrated} metrics)."""
     return (pcoll
             | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
             | "Predict" >> beam.ParDo(PredictFn(model_dirs))
-            | "Confusion" >> beam.CombinePerKey(ConfusionCombineFn()))
-
-
-def summarize(confusion: np.ndarray) -> dict:
-    """Accuracy overall, per class and on digits only, from a confusion matrix."""
-    confusion = np.asarray(confusion)
-    per_class_total = confusion.sum(axis=1)
-    correct = np.diag(confusion)
-    digits = slice(0, schema.NUM_DIGITS)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = np.where(per_class_total > 0, correct / per_class_total, np.nan)
-    names = [str(d) for d in range(schema.NUM_DIGITS)] + ["no_digit"]
-    return {
-        "examples": int(confusion.sum()),
-        "accuracy": float(correct.sum() / max(confusion.sum(), 1)),
-        "digit_accuracy": float(correct[digits].sum() / max(per_class_total[digits].sum(), 1)),
-        "per_class_accuracy": {n: (None if np.isnan(a) else float(a))
-                               for n, a in zip(names, per_class)},
-        "per_class_examples": {n: int(t) for n, t in zip(names, per_class_total)},
-        "confusion_matrix": confusion.tolist(),
-    }
+            | "Combine" >> beam.CombinePerKey(TrustCombineFn()))

@@ -1,10 +1,13 @@
 """SvhnTrainer: a TFX custom component that trains the digit CNN on Transform's output.
 
 It reads the already-transformed TFRecords (decoded, resized, in [0, 1]), so training
-spends no time on image decoding, and exports a SavedModel whose serving signatures
-embed the same Transform graph (see export.py).
+spends no time on image decoding. One training record in ten (by hash) is held out and
+never trained on: after training, a temperature and an abstention threshold are fitted on
+it (calibration.py). The exported SavedModel embeds the Transform graph and both numbers
+(export.py).
 """
 import glob
+import json
 import os
 
 import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
@@ -18,6 +21,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 import schema as record_schema
+from components.trainer.calibration import calibrate, is_calibration_record, logits_and_labels
 from components.trainer.export import export_serving_model
 from components.trainer.model import build_model
 from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORMED_LABEL_KEY
@@ -25,11 +29,16 @@ from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORME
 SHUFFLE_BUFFER = 10_000
 STEPS_PER_EPOCH = 100   # how often Keras reports progress and TensorBoard gets a point
 VALIDATION_STEPS = 20
+CALIBRATION_FILE = "calibration.json"  # beside Format-Serving in the Model artifact
 
 
-def transformed_dataset(examples, split: str, tft_output, batch_size: int,
-                        shuffle: bool, seed: int = 0) -> tf.data.Dataset:
-    """(image, label) batches from a split of Transform's GZIP TFRecords."""
+def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuffle: bool,
+                        seed: int = 0, calibration=None, repeat: bool = True) -> tf.data.Dataset:
+    """(image, label) batches from a split of Transform's GZIP TFRecords.
+
+    ``calibration``: None for every record, True for only the held-out calibration records,
+    False for all but them.
+    """
     pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
     files = sorted(glob.glob(pattern))
     if not files:
@@ -37,9 +46,13 @@ def transformed_dataset(examples, split: str, tft_output, batch_size: int,
     spec = tft_output.transformed_feature_spec()
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP",
                                  num_parallel_reads=tf.data.AUTOTUNE)
+    if calibration is not None:
+        ds = ds.filter(lambda raw: tf.equal(is_calibration_record(raw), calibration))
     if shuffle:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.repeat().batch(batch_size, drop_remainder=shuffle)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=shuffle)
     ds = ds.map(lambda raw: tf.io.parse_example(raw, spec), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda f: (f[TRANSFORMED_IMAGE_KEY], f[TRANSFORMED_LABEL_KEY]))
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -67,18 +80,19 @@ def SvhnTrainer(
     train_steps: tfx.dsl.components.Parameter[int] = 2000,
     batch_size: tfx.dsl.components.Parameter[int] = 128,
     learning_rate: tfx.dsl.components.Parameter[float] = 1e-3,
+    target_risk: tfx.dsl.components.Parameter[float] = 0.01,
     seed: tfx.dsl.components.Parameter[int] = 0,
 ) -> None:
     check_label_domain(schema)
     keras.utils.set_random_seed(seed)
     tft_output = tft.TFTransformOutput(transform_graph.uri)
     train = transformed_dataset(examples, "train", tft_output, batch_size, shuffle=True,
-                                seed=seed)
+                                seed=seed, calibration=False)
     validation = transformed_dataset(examples, "eval", tft_output, batch_size, shuffle=False)
 
-    net = build_model(learning_rate)
     steps_per_epoch = min(STEPS_PER_EPOCH, train_steps)
     epochs = max(1, round(train_steps / steps_per_epoch))
+    net = build_model(learning_rate, decay_steps=epochs * steps_per_epoch)
     logging.info("SvhnTrainer: %d steps of %d images (%d epochs of %d steps)",
                  epochs * steps_per_epoch, batch_size, epochs, steps_per_epoch)
     history = net.fit(
@@ -86,9 +100,23 @@ def SvhnTrainer(
         validation_data=validation, validation_steps=VALIDATION_STEPS, verbose=2,
         callbacks=[keras.callbacks.TensorBoard(log_dir=model_run.uri, update_freq="epoch")])
 
+    held_out = transformed_dataset(examples, "train", tft_output, batch_size, shuffle=False,
+                                   calibration=True, repeat=False)
+    calibration = calibrate(*logits_and_labels(net, held_out), target_risk)
+    logging.info("SvhnTrainer: calibration on %(examples)d held-out examples: temperature "
+                 "%(temperature).3f, ECE %(ece_before).4f -> %(ece_after).4f, NLL "
+                 "%(nll_before).4f -> %(nll_after).4f; abstain below confidence "
+                 "%(abstain_threshold).4f (risk %(digit_risk).4f at coverage "
+                 "%(digit_coverage).3f of digit answers)", calibration)
+
     export_dir = path_utils.serving_model_path(model.uri)
-    export_serving_model(net, tft_output.transform_features_layer(), export_dir)
+    export_serving_model(net, tft_output.transform_features_layer(), export_dir,
+                         calibration["temperature"], calibration["abstain_threshold"])
+    with tf.io.gfile.GFile(os.path.join(model.uri, CALIBRATION_FILE), "w") as f:
+        json.dump(calibration, f, indent=2)
     model.set_float_custom_property("train_accuracy", float(history.history["accuracy"][-1]))
     model.set_float_custom_property("validation_accuracy",
                                     float(history.history["val_accuracy"][-1]))
+    for key in ("temperature", "abstain_threshold"):
+        model.set_float_custom_property(key, calibration[key])
     logging.info("SvhnTrainer: exported serving model to %s", export_dir)

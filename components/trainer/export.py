@@ -2,8 +2,11 @@
 
 Signatures (the wire contract TF Serving and ``serving/`` expose):
   serving_default  image_bytes: string[batch] (PNG/JPEG/GIF/BMP file bytes, any size)
-                   -> probabilities float32[batch, 11], class_id int64[batch] (10 = no digit),
-                      confidence float32[batch]
+                   -> probabilities float32[batch, 11] (calibrated: softmax(logits / T)),
+                      class_id int64[batch] (10 = no digit), confidence float32[batch],
+                      is_digit bool[batch] (class_id is a digit),
+                      digit int64[batch] (the digit, or -1 for "no digit" and for
+                      confidence below the abstention threshold)
   classify         inputs: string[batch] serialized tf.Example with ``image_raw``
                    -> classes string[batch, 11], scores float32[batch, 11]
                    (method ``tensorflow/serving/classify``, for TF Serving's Classify API)
@@ -29,15 +32,25 @@ CLASSIFY_METHOD = "tensorflow/serving/classify"
 CLASS_NAMES = [str(d) for d in range(schema.NUM_DIGITS)] + ["none"]
 
 
-class DigitReader(tf.Module):
-    """Transform graph + Keras model + calibration temperature, traced into signatures."""
+NOT_ANSWERED = -1
 
-    def __init__(self, model, tft_layer, temperature: float = 1.0):
+
+class DigitReader(tf.Module):
+    """Transform graph + Keras model + calibration (temperature, abstention threshold).
+
+    ``temperature`` and ``abstain_threshold`` are variables of the SavedModel, so anyone who
+    loads it can read what it was calibrated with.
+    """
+
+    def __init__(self, model, tft_layer, temperature: float = 1.0,
+                 abstain_threshold: float = 0.0):
         super().__init__()
         self.model = model
         self.tft_layer = tft_layer
         self.temperature = tf.Variable(temperature, dtype=tf.float32, trainable=False,
                                        name="temperature")
+        self.abstain_threshold = tf.Variable(abstain_threshold, dtype=tf.float32,
+                                             trainable=False, name="abstain_threshold")
 
     def _transform(self, image_bytes):
         # The schema makes image_raw a FixedLenFeature of shape [1]: [batch] -> [batch, 1].
@@ -47,10 +60,16 @@ class DigitReader(tf.Module):
     def _answer(self, image_bytes):
         logits = self.model(self._transform(image_bytes), training=False)
         probabilities = tf.nn.softmax(logits / self.temperature, axis=-1)
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        confidence = tf.reduce_max(probabilities, axis=-1)
+        is_digit = tf.not_equal(class_id, schema.NO_DIGIT)
+        answered = tf.logical_and(is_digit, confidence >= self.abstain_threshold)
         return {
             "probabilities": probabilities,
-            "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
-            "confidence": tf.reduce_max(probabilities, axis=-1),
+            "class_id": class_id,
+            "confidence": confidence,
+            "is_digit": is_digit,
+            "digit": tf.where(answered, class_id, tf.constant(NOT_ANSWERED, tf.int64)),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
@@ -82,8 +101,9 @@ def _mark_classify_method(export_dir: str) -> None:
         f.write(saved_model.SerializeToString())
 
 
-def export_serving_model(model, tft_layer, export_dir: str, temperature: float = 1.0) -> None:
-    reader = DigitReader(model, tft_layer, temperature)
+def export_serving_model(model, tft_layer, export_dir: str, temperature: float = 1.0,
+                         abstain_threshold: float = 0.0) -> None:
+    reader = DigitReader(model, tft_layer, temperature, abstain_threshold)
     signatures = {
         SERVING_SIGNATURE: reader.serve_image_bytes,
         CLASSIFY_SIGNATURE: reader.classify_examples,

@@ -1,0 +1,113 @@
+"""Writes the evaluation a person reads: PNG plots, an HTML page linking them, and the
+headline lines printed at the end of a run."""
+import base64
+import html
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+from components.evaluator import plots
+from components.trainer.export import CLASS_NAMES
+
+MISTAKE_TILE_PX = 64
+RELIABILITY_PNG = "reliability.png"
+RELIABILITY_UNCALIBRATED_PNG = "reliability_uncalibrated.png"
+RISK_COVERAGE_PNG = "risk_coverage.png"
+CONFUSION_PNG = "confusion.png"
+MISTAKES_PNG = "mistakes.png"
+REPORT_HTML = "report.html"
+
+HEADLINE = [  # (label, key in the calibrated metrics, format)
+    ("accuracy", "accuracy", "{:.4f}"),
+    ("digits-only accuracy", "digits_only_accuracy", "{:.4f}"),
+    ("ECE (15 bins)", "ece", "{:.4f}"),
+    ("NLL", "nll", "{:.4f}"),
+    ("Brier", "brier", "{:.4f}"),
+    ("no-digit AUROC", "no_digit_auroc", "{:.4f}"),
+    ("no-digit FPR@95%TPR", "no_digit_fpr_at_95tpr", "{:.4f}"),
+    ("max-softmax AUROC", "max_softmax_auroc", "{:.4f}"),
+    ("max-softmax FPR@95%TPR", "max_softmax_fpr_at_95tpr", "{:.4f}"),
+    ("coverage at threshold", "coverage", "{:.4f}"),
+    ("risk at threshold", "risk", "{:.4f}"),
+]
+
+
+def _fmt(fmt, value):
+    return "n/a" if value is None else fmt.format(value)
+
+
+def headline_lines(name: str, scored: dict) -> list:
+    metrics, raw = scored["calibrated"], scored["uncalibrated"]
+    return [f"{name}: " + ", ".join(f"{label} {_fmt(fmt, metrics[key])}"
+                                    for label, key, fmt in HEADLINE),
+            f"{name}: temperature {scored['temperature']:.3f} (ECE {_fmt('{:.4f}', raw['ece'])} "
+            f"before scaling), abstain below confidence {scored['abstain_threshold']:.4f}"]
+
+
+def _thumbnail(image_b64: str) -> np.ndarray:
+    with Image.open(io.BytesIO(base64.b64decode(image_b64))) as image:
+        return np.asarray(image.convert("RGB").resize((MISTAKE_TILE_PX, MISTAKE_TILE_PX)))
+
+
+def write_plots(out_dir: str, scored: dict) -> dict:
+    """The candidate's PNGs; returns {title: file name}."""
+    metrics, raw = scored["calibrated"], scored["uncalibrated"]
+    written = {}
+    plots.reliability_diagram(metrics["reliability"], os.path.join(out_dir, RELIABILITY_PNG),
+                              f"Calibrated (T={scored['temperature']:.2f}), "
+                              f"ECE {_fmt('{:.3f}', metrics['ece'])}")
+    written["Reliability, calibrated"] = RELIABILITY_PNG
+    plots.reliability_diagram(raw["reliability"],
+                              os.path.join(out_dir, RELIABILITY_UNCALIBRATED_PNG),
+                              f"Before temperature scaling, ECE {_fmt('{:.3f}', raw['ece'])}")
+    written["Reliability, before temperature scaling"] = RELIABILITY_UNCALIBRATED_PNG
+    curve = metrics["risk_coverage"]
+    if curve["coverage"]:
+        plots.risk_coverage_plot(curve["coverage"], curve["risk"],
+                                 (metrics["coverage"], metrics["risk"]),
+                                 os.path.join(out_dir, RISK_COVERAGE_PNG),
+                                 "Digit answers: risk vs coverage")
+        written["Risk vs coverage"] = RISK_COVERAGE_PNG
+    plots.confusion_matrix_plot(metrics["confusion"], CLASS_NAMES,
+                                os.path.join(out_dir, CONFUSION_PNG))
+    written["Confusion matrix"] = CONFUSION_PNG
+    mistakes = metrics["top_mistakes"]
+    if mistakes:
+        plots.mistakes_grid(
+            [_thumbnail(m["id"]) for m in mistakes],
+            [f"{CLASS_NAMES[m['label']]}→{CLASS_NAMES[m['predicted']]} {m['confidence']:.2f}"
+             for m in mistakes], os.path.join(out_dir, MISTAKES_PNG))
+        written["Most confident mistakes (true→predicted, confidence)"] = MISTAKES_PNG
+    return written
+
+
+def write_html(out_dir: str, report: dict, images: dict) -> str:
+    models = [("candidate", report["candidate"])]
+    if report["baseline"]:
+        models.append(("baseline", report["baseline"]))
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td>" +
+        "".join(f"<td>{_fmt(fmt, m['calibrated'][key])}</td>" for _, m in models) + "</tr>"
+        for label, key, fmt in HEADLINE)
+    rows += "<tr><td>temperature</td>" + "".join(
+        f"<td>{m['temperature']:.3f}</td>" for _, m in models) + "</tr>"
+    rows += "<tr><td>ECE before temperature scaling</td>" + "".join(
+        f"<td>{_fmt('{:.4f}', m['uncalibrated']['ece'])}</td>" for _, m in models) + "</tr>"
+    verdict = "BLESSED" if report["blessed"] else "NOT BLESSED: " + "; ".join(
+        report["failed_gates"])
+    figures = "".join(f"<figure><img src='{name}'><figcaption>{html.escape(title)}"
+                      f"</figcaption></figure>" for title, name in images.items())
+    page = f"""<!doctype html><meta charset="utf-8"><title>svhn-tfx evaluation</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}} td,th{{padding:2px 10px}}
+figure{{display:inline-block;margin:8px}} img{{max-width:500px}}</style>
+<h1>svhn-tfx evaluation</h1><p><b>{html.escape(verdict)}</b></p>
+<p>{report['candidate']['calibrated']['count']} examples of split
+'{html.escape(report['eval_split'])}'. Gates: {html.escape(str(report['gates']))}</p>
+<table><tr><th></th>{''.join(f'<th>{n}</th>' for n, _ in models)}</tr>{rows}</table>
+{figures}<p>All numbers: <a href="metrics.json">metrics.json</a></p>"""
+    path = os.path.join(out_dir, REPORT_HTML)
+    with open(path, "w") as f:
+        f.write(page)
+    return path
