@@ -17,11 +17,13 @@ export PYTHONWARNINGS ?= ignore::FutureWarning
 PIPELINE_NAME ?= svhn-tfx
 DATA := $(SVHN_TFX_ROOT)/data
 
-.PHONY: help venv demo data pipeline serve-demo test test-fast lock clean
+.PHONY: help venv demo data pipeline serve-demo test bench bench-quick lock clean
 
 help:
 	@echo "make demo   generate data, run the TFX pipeline (tfx CLI, local engine), serve and query the model"
 	@echo "make test   run the test suite"
+	@echo "make bench  run every benchmark (long); results in bench/RESULTS.md"
+	@echo "make bench-quick  a smoke run of the benchmarks at tiny sizes (a few minutes)"
 	@echo "make clean  remove $(SVHN_TFX_ROOT) (pipeline outputs, MLMD, pushed models)"
 
 venv: $(VENV)/.installed
@@ -56,6 +58,12 @@ demo: pipeline serve-demo
 
 test: venv
 	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: venv
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 lock: venv
 	{ echo "# Exact pins for Python 3.10 + TFX 1.16.0 (make lock). Beam 2.74 needs dill added."; \

@@ -23,6 +23,7 @@ setup(
         "scipy",
         "pillow",
         "matplotlib",      # plots, and the DejaVu fonts the data generator draws digits with
+        "build",           # Beam packages this project for its workers (--setup_file) with it
     ],
     extras_require={"dev": ["pytest", "pytest-timeout"]},
     entry_points={

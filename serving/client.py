@@ -6,6 +6,7 @@ them wrong. Works against ``svhn-tfx-serve`` and the real TensorFlow Serving ali
 """
 import argparse
 import sys
+import time
 from typing import List, Optional, Sequence
 
 import grpc
@@ -39,15 +40,21 @@ def predict_request(images: Sequence[bytes], model_name: str, signature_name="se
 
 
 def answers(response: predict_pb2.PredictResponse) -> List[dict]:
-    """One dict per image: class_id, answer, probability, top3 [(name, p)], probabilities."""
+    """One dict per image: class_id, digit (-1: no digit or not sure enough), answer,
+    probability, top3 [(name, p)], probabilities."""
     probabilities = tf.make_ndarray(response.outputs["probabilities"])
+    digits = tf.make_ndarray(response.outputs["digit"]) if "digit" in response.outputs \
+        else None
     results = []
-    for p in probabilities:
+    for i, p in enumerate(probabilities):
         class_id = int(np.argmax(p))
         top = np.argsort(-p)[:TOP_K]
+        digit = int(digits[i]) if digits is not None else class_id
+        abstained = class_id != schema.NO_DIGIT and digit == -1
         results.append({
             "class_id": class_id,
-            "answer": label_name(class_id),
+            "digit": -1 if class_id == schema.NO_DIGIT else digit,
+            "answer": f"unsure ({class_id}?)" if abstained else label_name(class_id),
             "probability": float(p[class_id]),
             "top3": [(label_name(int(c)), float(p[c])) for c in top],
             "probabilities": p.tolist(),
@@ -68,6 +75,26 @@ def predict_bytes(server: str, images: Sequence[bytes], model_name: str = "svhn"
     return answers(response)
 
 
+def wait_until_available(server: str, model_name: str, timeout_s: float,
+                         check_alive=lambda: None) -> None:
+    """Polls GetModelStatus until a version is AVAILABLE; ``check_alive`` may raise to stop
+    early (e.g. when the server process has exited)."""
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = model_name
+    deadline = time.time() + timeout_s
+    with grpc.insecure_channel(server) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        while time.time() < deadline:
+            check_alive()
+            try:
+                if stub.GetModelStatus(request, timeout=2).model_version_status:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.3)
+    raise TimeoutError(f"model '{model_name}' was not available at {server} within {timeout_s} s")
+
+
 def predict_files(server: str, paths: Sequence[str], **kwargs) -> List[dict]:
     images = []
     for path in paths:
@@ -81,10 +108,10 @@ def predict_files(server: str, paths: Sequence[str], **kwargs) -> List[dict]:
 
 def format_results(results: List[dict]) -> str:
     width = max([len("file")] + [len(r.get("file", "")) for r in results])
-    lines = [f"{'file':<{width}}  {'answer':<8}  {'prob':>5}  top-3"]
+    lines = [f"{'file':<{width}}  {'answer':<11}  {'prob':>5}  top-3"]
     for r in results:
         top3 = ", ".join(f"{name} {p:.2f}" for name, p in r["top3"])
-        lines.append(f"{r.get('file', ''):<{width}}  {r['answer']:<8}  "
+        lines.append(f"{r.get('file', ''):<{width}}  {r['answer']:<11}  "
                      f"{r['probability']:>5.3f}  {top3}")
     return "\n".join(lines)
 

@@ -6,12 +6,11 @@ wall, a plain colour, random noise) as ordinary PNG/JPEG files of several sizes,
 client, prints each answer, and stops the server.
 """
 import argparse
-import io
+import glob
 import os
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 from PIL import Image
@@ -56,25 +55,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_until_available(server: str, model_name: str, process) -> None:
-    import grpc
-    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
-    deadline = time.time() + STARTUP_TIMEOUT_S
-    with grpc.insecure_channel(server) as channel:
-        stub = model_service_pb2_grpc.ModelServiceStub(channel)
-        request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = model_name
-        while time.time() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the model server exited with code {process.returncode}")
-            try:
-                if stub.GetModelStatus(request, timeout=2).model_version_status:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.5)
-    raise TimeoutError(f"the model server did not come up within {STARTUP_TIMEOUT_S} s")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_base_path", default=configs.SERVING_MODEL_DIR)
@@ -86,7 +66,7 @@ def main(argv=None) -> int:
               "See the SvhnEvaluator lines in the pipeline log.", file=sys.stderr)
         return 1
 
-    from serving.client import predict_files
+    from serving.client import predict_files, wait_until_available
     samples = write_samples(args.samples_dir)
     port = _free_port()
     server = f"127.0.0.1:{port}"
@@ -95,18 +75,29 @@ def main(argv=None) -> int:
     print(f"starting: {' '.join(command[1:])}", flush=True)
     process = subprocess.Popen(command)
     try:
-        _wait_until_available(server, args.model_name, process)
+        def check_alive():
+            if process.poll() is not None:
+                raise RuntimeError(f"the model server exited with code {process.returncode}")
+        wait_until_available(server, args.model_name, STARTUP_TIMEOUT_S, check_alive)
         results = predict_files(server, [path for path, _ in samples], model_name=args.model_name)
     finally:
         process.terminate()
         process.wait(timeout=30)
 
-    print(f"\n{'file':<22} {'truth':<9} {'answer':<9} {'prob':>6}  top-3")
+    print(f"\n{'file':<22} {'truth':<9} {'answer':<12} {'prob':>6}  top-3")
     names = {schema.NO_DIGIT: "no digit"}
     for (path, expected), result in zip(samples, results):
         top3 = ", ".join(f"{label}:{p:.2f}" for label, p in result["top3"])
         print(f"{os.path.basename(path):<22} {names.get(expected, str(expected)):<9} "
-              f"{result['answer']:<9} {result['probability']:>6.3f}  {top3}")
+              f"{result['answer']:<12} {result['probability']:>6.3f}  {top3}")
+    reports = glob.glob(os.path.join(configs.PIPELINE_ROOT, "SvhnEvaluator", "evaluation", "*",
+                                     "report.html"))
+    if reports:
+        latest = max(reports, key=lambda r: int(r.split(os.sep)[-2]))
+        print(f"\nthe evaluator's report (reliability diagram, risk-coverage, confusion, "
+              f"mistakes): {latest}")
+    print("\nprob: the calibrated probability of the answer; 'unsure' means the model's best "
+          "digit is below the abstention threshold it was exported with.")
     return 0
 
 

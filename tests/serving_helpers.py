@@ -141,21 +141,9 @@ class ServerProcess:
                                f"log: {self.logs()[-3000:]}")
 
     def wait_until_available(self):
-        import grpc
-        from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
-        request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = self.model_name
-        deadline = time.time() + STARTUP_TIMEOUT_S
-        with grpc.insecure_channel(self.grpc_target) as channel:
-            stub = model_service_pb2_grpc.ModelServiceStub(channel)
-            while time.time() < deadline:
-                self._check_alive()
-                try:
-                    if stub.GetModelStatus(request, timeout=2).model_version_status:
-                        return
-                except grpc.RpcError:
-                    time.sleep(0.3)
-        raise TimeoutError(f"model not available; see {self.log_path}")
+        from serving.client import wait_until_available
+        wait_until_available(self.grpc_target, self.model_name, STARTUP_TIMEOUT_S,
+                             self._check_alive)
 
     def logs(self) -> str:
         if not self._log.closed:
