@@ -1,9 +1,11 @@
 """Server-side batching: concurrent requests to one signature run as one model call.
 
 A small CNN costs far less per image in a batch of 32 than one at a time, and most of a
-single-image call is fixed overhead. Each request waits at most ``timeout_s`` for company;
-a batch runs as soon as it holds ``max_batch_size`` images. The knobs mirror TF Serving's
-``max_batch_size``, ``batch_timeout_micros`` and ``num_batch_threads``.
+single-image call is fixed overhead. Each request waits at most ``timeout_s`` for company,
+and only while other requests are on their way (in flight but not yet queued): a lone
+request runs at once. A batch runs as soon as it holds ``max_batch_size`` images. The
+knobs mirror TF Serving's ``max_batch_size``, ``batch_timeout_micros`` and
+``num_batch_threads``.
 """
 import concurrent.futures
 import logging
@@ -27,10 +29,16 @@ class Batcher:
         self._queue = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()
+        self._arriving = 0  # requests announced by ``arriving`` and not yet queued
         self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
                          for i in range(num_threads)]
         for thread in self._threads:
             thread.start()
+
+    def arriving(self):
+        """Context for a request on its way to ``__call__`` (e.g. being validated): batches
+        being formed wait for it, up to the timeout."""
+        return _Arriving(self)
 
     def __call__(self, inputs: Inputs) -> Inputs:
         """Runs ``inputs`` (arrays with a leading batch dimension) as part of a batch."""
@@ -59,6 +67,8 @@ class Batcher:
             batch, total = [first], first[1]
             deadline = time.monotonic() + self._timeout
             while total < self._max:
+                if self._queue.empty() and not self._arriving:
+                    break  # nobody else is coming: waiting would only add latency
                 try:
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
@@ -88,6 +98,19 @@ class Batcher:
         for _, size, future in batch:
             future.set_result({key: value[start:start + size] for key, value in outputs.items()})
             start += size
+
+
+class _Arriving:
+    def __init__(self, batcher: Batcher):
+        self._batcher = batcher
+
+    def __enter__(self):
+        with self._batcher._lock:
+            self._batcher._arriving += 1
+
+    def __exit__(self, *_):
+        with self._batcher._lock:
+            self._batcher._arriving -= 1
 
 
 def _settle(future: concurrent.futures.Future, call) -> None:

@@ -3,6 +3,7 @@
 Signature definitions are read from ``saved_model.pb`` itself, so input names, dtypes and
 method names are exactly what TF Serving would report and enforce for the same directory.
 """
+import contextlib
 import io
 import logging
 import os
@@ -53,6 +54,13 @@ class Servable:
         """Validates ``inputs`` against the signature, runs it (batched), returns outputs."""
         signature_name = signature_name or DEFAULT_SIGNATURE
         signature_def = self.signature_def(signature_name)
+        batcher = self._batchers[signature_name]
+        with batcher.arriving() if batcher else contextlib.nullcontext():
+            self._validate(signature_name, signature_def, inputs, output_filter)
+        outputs = batcher(inputs) if batcher else self._call(signature_name, inputs)
+        return {k: v for k, v in outputs.items() if not output_filter or k in output_filter}
+
+    def _validate(self, signature_name, signature_def, inputs, output_filter) -> None:
         expected = set(signature_def.inputs)
         if set(inputs) != expected:
             raise invalid(
@@ -79,9 +87,6 @@ class Servable:
         if unknown:
             raise invalid(f"output_filter names {sorted(unknown)} that signature "
                           f"'{signature_name}' does not have: {sorted(signature_def.outputs)}")
-        batcher = self._batchers[signature_name]
-        outputs = batcher(inputs) if batcher else self._call(signature_name, inputs)
-        return {k: v for k, v in outputs.items() if not output_filter or k in output_filter}
 
     def close(self) -> None:
         for batcher in self._batchers.values():

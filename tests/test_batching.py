@@ -69,3 +69,27 @@ def test_a_request_larger_than_the_batch_runs_alone():
     assert len(batcher({"x": np.arange(10)})["y"]) == 10
     assert sizes == [10]
     batcher.close()
+
+
+def test_a_lone_request_does_not_wait_for_company():
+    batcher = Batcher(lambda inputs: {"y": inputs["x"]}, max_batch_size=8, timeout_s=30)
+    done = threading.Event()
+    threading.Thread(target=lambda: (batcher({"x": np.array([1])}), done.set())).start()
+    assert done.wait(10), "a single request waited for the batch timeout"
+    batcher.close()
+
+
+def test_a_batch_waits_for_requests_still_arriving():
+    calls = []
+    batcher = Batcher(lambda inputs: calls.append(len(inputs["x"])) or {"y": inputs["x"]},
+                      max_batch_size=8, timeout_s=30)
+    results = []
+    with batcher.arriving():  # a second request is being validated
+        first = threading.Thread(target=lambda: results.append(batcher({"x": np.array([1])})))
+        first.start()
+        first.join(0.5)
+        assert first.is_alive()  # held back for the arriving request
+    results.append(batcher({"x": np.array([2])}))
+    first.join(10)
+    assert calls == [2] and len(results) == 2
+    batcher.close()

@@ -290,6 +290,8 @@ def test_an_unblessed_model_is_not_pushed_and_the_run_says_why(run):
     assert report["blessed"] is False
     assert any("below the threshold 1.0100" in gate for gate in report["failed_gates"])
     assert report["baseline"] is not None  # the resolver found the first run's blessed model
+    # The trainer was cached, so the candidate is that very model: never pushed twice.
+    assert any("blessed baseline itself" in gate for gate in report["failed_gates"])
     blessing = ph.latest_output(run, "SvhnEvaluator", "blessing")
     assert os.path.isfile(os.path.join(blessing, "NOT_BLESSED"))
     assert len(ph.pushed_versions(run)) == 1  # still only the first run's model

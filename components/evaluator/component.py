@@ -94,6 +94,12 @@ def SvhnEvaluator(
     candidate, baseline = results[CANDIDATE], results.get(BASELINE)
     blessed, failures = blessing_decision(
         _gate_view(candidate), baseline and _gate_view(baseline), gates)
+    if baseline_model is not None and baseline_model.id == model.id:
+        # A re-run whose trainer was cached: the candidate *is* the blessed model. Blessing
+        # it again would only make Pusher push a duplicate version.
+        blessed = False
+        failures.append(f"the candidate is the blessed baseline itself (model artifact "
+                        f"{model.id}), already pushed: nothing new to push")
     report = {"blessed": blessed, "failed_gates": failures, "gates": dataclasses.asdict(gates),
               "eval_split": eval_split, "candidate": candidate, "baseline": baseline}
 
