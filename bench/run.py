@@ -1,0 +1,190 @@
+"""svhn-tfx benchmarks: ``python -m bench.run [--quick] [--only NAMES] [--svhn-test-mat PATH]``.
+
+Each benchmark writes its numbers to ``bench/results/<name>.json`` (with the machine and date)
+and ``bench/RESULTS.md`` is rebuilt from every stored result, so benchmarks can be rerun one
+at a time. Headlines are ratios measured in the same run; absolute numbers are for context.
+``--quick`` is a smoke check (tiny sizes, under 3 minutes); its results go to
+``bench/results/quick/`` and do not replace the full ones.
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import components  # noqa: E402,F401
+from bench import quality, scaling, serving, training, transform  # noqa: E402
+from bench.component_times import component_seconds  # noqa: E402
+from pipeline import configs  # noqa: E402
+
+RESULTS_DIR = os.path.join(REPO, "bench", "results")
+RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
+FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
+ORDER = ["quality", "training", "transform", "serving", "end_to_end", "scaling"]
+TITLES = {
+    "quality": "1. Real-data quality from synthetic training",
+    "training": "2. Training throughput",
+    "transform": "3. Transform throughput",
+    "serving": "4. Serving",
+    "end_to_end": "5. End to end (`make demo` on a fresh root)",
+    "scaling": "6. Scaling",
+}
+FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=400,
+            serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000))
+QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
+             scaling_sizes=())
+
+
+def machine() -> dict:
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def save(name: str, result: dict, quick: bool) -> None:
+    out = os.path.join(RESULTS_DIR, "quick") if quick else RESULTS_DIR
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump({"machine": machine(), "result": result}, f, indent=2)
+
+
+def tables(results_dir: str) -> str:
+    modules = {"quality": quality, "training": training, "transform": transform,
+               "serving": serving, "scaling": scaling}
+    parts = []
+    for name in ORDER:
+        path = os.path.join(results_dir, f"{name}.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            stored = json.load(f)
+        m = stored["machine"]
+        body = end_to_end_table(stored["result"]) if name == "end_to_end" else \
+            modules[name].table(stored["result"])
+        if name == "scaling" and os.path.exists(os.path.join(results_dir, "scaling.png")):
+            body += "\n\n![scaling](results/scaling.png)"
+        parts.append(f"### {TITLES[name]}\n\n_{m['date']}, {m['cpus']} CPUs, {m['platform']}_"
+                     f"\n\n{body}\n")
+    return "\n".join(parts)
+
+
+def end_to_end(root: str) -> dict:
+    """Runs `make demo` on a fresh root and reads each component's time from MLMD."""
+    shutil.rmtree(root, ignore_errors=True)
+    env = dict(os.environ, SVHN_TFX_ROOT=root)
+    env.pop("LOCAL_HOME", None)
+    start = time.perf_counter()
+    subprocess.run(["make", "-C", REPO, "demo"], env=env, check=True,
+                   stdout=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE") else None)
+    wall = time.perf_counter() - start
+    metadata = os.path.join(root, "metadata", configs.PIPELINE_NAME, "metadata.db")
+    evaluations = glob.glob(os.path.join(root, "pipelines", configs.PIPELINE_NAME,
+                                         "SvhnEvaluator", "evaluation", "*", "metrics.json"))
+    with open(max(evaluations)) as f:
+        metrics = json.load(f)
+    return {"wall_seconds": round(wall, 1), "components": component_seconds(metadata),
+            "blessed": metrics["blessed"], "eval_accuracy": metrics["candidate"]["calibrated"][
+                "accuracy"]}
+
+
+def end_to_end_table(result: dict) -> str:
+    rows = ["| stage | seconds |", "|---|---|"]
+    rows += [f"| {name} | {seconds} |" for name, seconds in result["components"].items()]
+    rows.append(f"| **make demo, total** (data, TFX CLI, pipeline, serving, requests) | "
+                f"**{result['wall_seconds']}** |")
+    return "\n".join(rows) + (f"\n\nTarget: under 600 s. Blessed: {result['blessed']}; "
+                              f"eval accuracy (generated data) {result['eval_accuracy']:.3f}.")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke check")
+    p.add_argument("--only", default=",".join(ORDER), help=f"comma-separated: {ORDER}")
+    p.add_argument("--svhn-test-mat", help="path to test_32x32.mat, if you have it")
+    p.add_argument("--work", default=os.path.join(configs.ARTIFACTS_ROOT, "bench"))
+    args = p.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    selected = [n for n in ORDER if n in args.only.split(",")]
+    if args.quick:
+        selected = [n for n in selected if n not in ("end_to_end", "scaling")]
+    work = os.path.join(args.work, "quick" if args.quick else "full")
+    os.makedirs(work, exist_ok=True)
+    results_dir = os.path.join(RESULTS_DIR, "quick") if args.quick else RESULTS_DIR
+
+    model_dir = None
+    quality_root = os.path.join(work, "quality")
+    if {"quality", "training", "transform", "serving", "scaling"} & set(selected):
+        settings = quality.SETTINGS if not args.quick else dict(
+            list(quality.SETTINGS.items())[:1])
+        if "quality" in selected or not glob.glob(os.path.join(quality_root, "*", "pipeline")):
+            print(f"bench: quality ({len(settings)} generator settings, {size['train']} images, "
+                  f"{size['steps']} steps each)", flush=True)
+            result = quality.run(quality_root, FORMAT1_DIR, args.svhn_test_mat, size["train"],
+                                 size["eval"], size["steps"], settings,
+                                 [] if args.quick else None)  # quick: Beam in-process
+            save("quality", result, args.quick)
+            print(quality.table(result), flush=True)
+        default_root = os.path.join(quality_root, "default")
+
+        def newest(*parts):
+            found = glob.glob(os.path.join(default_root, "pipeline", *parts))
+            return max(found, key=lambda u: int(u.split(os.sep)[-1 if parts[-1] == "*" else -2]))
+        model_dir = newest("SvhnTrainer", "model", "*", "Format-Serving")
+
+    if "training" in selected:
+        print("bench: training throughput", flush=True)
+        result = training.run(newest("Transform", "transformed_examples", "*"),
+                              newest("Transform", "transform_graph", "*"), size["training_steps"])
+        save("training", result, args.quick)
+        print(training.table(result), flush=True)
+    if "transform" in selected:
+        print("bench: transform throughput", flush=True)
+        images = size["train"] + size["eval"]
+        result = transform.run(os.path.join(work, "transform"),
+                               os.path.join(default_root, "data"), images,
+                               compare_statistics=not args.quick)
+        save("transform", result, args.quick)
+        print(transform.table(result), flush=True)
+    if "serving" in selected:
+        print("bench: serving", flush=True)
+        base = os.path.join(work, "serving", "models")
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.copytree(model_dir, os.path.join(base, "1"))
+        sample = next(iter(quality.real_test_sets(FORMAT1_DIR).values()), ([None], None))[0][0]
+        if sample is None:
+            from components.data.synthetic import generate
+            sample = next(generate(1, seed=0)).image
+        result = serving.run(base, os.path.join(base, "1"), sample, size["serving_seconds"])
+        save("serving", result, args.quick)
+        print(serving.table(result), flush=True)
+    if "end_to_end" in selected:
+        print("bench: end to end (make demo on a fresh root)", flush=True)
+        result = end_to_end(os.path.join(work, "demo-root"))
+        save("end_to_end", result, args.quick)
+        print(end_to_end_table(result), flush=True)
+    if "scaling" in selected:
+        print(f"bench: scaling {size['scaling_sizes']}", flush=True)
+        result = scaling.run(os.path.join(work, "scaling"), size["scaling_sizes"], model_dir)
+        save("scaling", result, args.quick)
+        scaling.plot(result, os.path.join(results_dir, "scaling.png"))
+        print(scaling.table(result), flush=True)
+
+    summary = tables(results_dir)
+    if not args.quick:
+        with open(RESULTS_MD, "w") as f:
+            f.write("# Benchmark results\n\nWritten by `make bench` (`python -m bench.run`); "
+                    "each section is the latest run of that benchmark.\n\n" + summary)
+    print(f"\nbench: results in {results_dir}" + ("" if args.quick else f" and {RESULTS_MD}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
