@@ -63,10 +63,27 @@ def plot(result: dict, path: str) -> str:
     return path
 
 
+def linear_fit(result: dict, key: str) -> tuple:
+    """(fixed seconds, marginal images/s, worst relative residual) of seconds = a + n / b."""
+    import numpy as np
+    n = np.array([p["images"] for p in result["points"]], float)
+    t = np.array([p[key] for p in result["points"]], float)
+    slope, intercept = np.polyfit(n, t, 1)
+    residual = np.abs(intercept + slope * n - t) / t
+    return float(intercept), float(1 / slope), float(residual.max())
+
+
 def table(result: dict) -> str:
     rows = ["| images | Transform s | images/s | evaluation s | images/s |", "|---|---|---|---|---|"]
     for p in result["points"]:
         rows.append(f"| {p['images']} | {p['transform_seconds']} | "
                     f"{p['images'] / p['transform_seconds']:.0f} | {p['evaluation_seconds']} | "
                     f"{p['images'] / p['evaluation_seconds']:.0f} |")
-    return "\n".join(rows)
+    fits = []
+    if len(result["points"]) >= 3:
+        for key, name in (("transform_seconds", "Transform"), ("evaluation_seconds", "evaluation")):
+            fixed, rate, worst = linear_fit(result, key)
+            fits.append(f"{name}: {fixed:.0f} s fixed + {rate:.0f} images/s "
+                        f"(worst residual {worst:.0%})")
+    return "\n".join(rows) + ("\n\nLinear fit, seconds = fixed + images / rate: " +
+                              "; ".join(fits) + "." if fits else "")
