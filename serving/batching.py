@@ -35,15 +35,18 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def arriving(self):
-        """Context for a request on its way to ``__call__`` (e.g. being validated): batches
-        being formed wait for it, up to the timeout."""
-        return _Arriving(self)
+    def arriving(self) -> "Arrival":
+        """``with batcher.arriving() as arrival: <validate>; outputs = arrival(inputs)``:
+        while the request is being prepared, batches being formed wait for it (up to the
+        timeout); it stops counting as arriving the moment it is queued or leaves."""
+        return Arrival(self)
 
-    def __call__(self, inputs: Inputs) -> Inputs:
+    def __call__(self, inputs: Inputs, arrival: "Arrival" = None) -> Inputs:
         """Runs ``inputs`` (arrays with a leading batch dimension) as part of a batch."""
         size = len(next(iter(inputs.values())))
         with self._lock:
+            if arrival is not None:
+                arrival.settle_locked()
             if self._closed or size >= self._max:  # nothing to gain (or no one to run it)
                 closed = True
             else:
@@ -100,17 +103,31 @@ class Batcher:
             start += size
 
 
-class _Arriving:
+class Arrival:
+    """A request on its way to a Batcher (see ``Batcher.arriving``)."""
+
     def __init__(self, batcher: Batcher):
         self._batcher = batcher
+        self._counted = False
 
-    def __enter__(self):
+    def __enter__(self) -> "Arrival":
         with self._batcher._lock:
             self._batcher._arriving += 1
+            self._counted = True
+        return self
+
+    def __call__(self, inputs: Inputs) -> Inputs:
+        return self._batcher(inputs, arrival=self)
+
+    def settle_locked(self) -> None:
+        """No longer arriving (queued or gone); the caller holds the batcher's lock."""
+        if self._counted:
+            self._batcher._arriving -= 1
+            self._counted = False
 
     def __exit__(self, *_):
         with self._batcher._lock:
-            self._batcher._arriving -= 1
+            self.settle_locked()
 
 
 def _settle(future: concurrent.futures.Future, call) -> None:

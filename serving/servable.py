@@ -3,7 +3,6 @@
 Signature definitions are read from ``saved_model.pb`` itself, so input names, dtypes and
 method names are exactly what TF Serving would report and enforce for the same directory.
 """
-import contextlib
 import io
 import logging
 import os
@@ -55,9 +54,13 @@ class Servable:
         signature_name = signature_name or DEFAULT_SIGNATURE
         signature_def = self.signature_def(signature_name)
         batcher = self._batchers[signature_name]
-        with batcher.arriving() if batcher else contextlib.nullcontext():
+        if batcher:
+            with batcher.arriving() as arrival:
+                self._validate(signature_name, signature_def, inputs, output_filter)
+                outputs = arrival(inputs)
+        else:
             self._validate(signature_name, signature_def, inputs, output_filter)
-        outputs = batcher(inputs) if batcher else self._call(signature_name, inputs)
+            outputs = self._call(signature_name, inputs)
         return {k: v for k, v in outputs.items() if not output_filter or k in output_filter}
 
     def _validate(self, signature_name, signature_def, inputs, output_filter) -> None:

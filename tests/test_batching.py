@@ -8,11 +8,15 @@ from serving.batching import Batcher
 
 
 def _run_concurrently(batcher, requests):
+    """Every request announces itself, as the server does while validating, then runs."""
     results = [None] * len(requests)
+    all_arriving = threading.Barrier(len(requests))
 
     def call(i):
         try:
-            results[i] = batcher(requests[i])
+            with batcher.arriving() as arrival:
+                all_arriving.wait()
+                results[i] = arrival(requests[i])
         except Exception as e:
             results[i] = e
 
@@ -84,12 +88,23 @@ def test_a_batch_waits_for_requests_still_arriving():
     batcher = Batcher(lambda inputs: calls.append(len(inputs["x"])) or {"y": inputs["x"]},
                       max_batch_size=8, timeout_s=30)
     results = []
-    with batcher.arriving():  # a second request is being validated
+    with batcher.arriving() as second:  # a second request is being validated
         first = threading.Thread(target=lambda: results.append(batcher({"x": np.array([1])})))
         first.start()
         first.join(0.5)
         assert first.is_alive()  # held back for the arriving request
-    results.append(batcher({"x": np.array([2])}))
+        results.append(second({"x": np.array([2])}))
     first.join(10)
     assert calls == [2] and len(results) == 2
+    batcher.close()
+
+
+def test_an_arrival_that_gives_up_stops_holding_batches_back():
+    batcher = Batcher(lambda inputs: {"y": inputs["x"]}, max_batch_size=8, timeout_s=30)
+    with pytest.raises(ValueError):
+        with batcher.arriving():
+            raise ValueError("validation failed")
+    done = threading.Event()
+    threading.Thread(target=lambda: (batcher({"x": np.array([1])}), done.set())).start()
+    assert done.wait(10), "a request that failed validation still counted as arriving"
     batcher.close()
