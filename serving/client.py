@@ -15,8 +15,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import schema
+from components.trainer.export import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 
-IMAGE_BYTES_INPUT = "image_bytes"
 DEFAULT_TIMEOUT_S = 30.0
 TOP_K = 3
 # Predict requests are at most this large; raise it together with the server's limit.
@@ -27,7 +27,7 @@ def label_name(class_id: int) -> str:
     return "no digit" if class_id == schema.NO_DIGIT else str(class_id)
 
 
-def predict_request(images: Sequence[bytes], model_name: str, signature_name="serving_default",
+def predict_request(images: Sequence[bytes], model_name: str, signature_name=SERVING_SIGNATURE,
                     version: Optional[int] = None) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG/GIF/BMP files")
     p.add_argument("--server", default="127.0.0.1:8500", help="gRPC host:port")
     p.add_argument("--model_name", default="svhn")
-    p.add_argument("--signature_name", default="serving_default")
+    p.add_argument("--signature_name", default=SERVING_SIGNATURE)
     p.add_argument("--version", type=int, help="a model version (default: the latest)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     args = p.parse_args(argv)

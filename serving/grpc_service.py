@@ -12,9 +12,10 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 import schema
 from serving.errors import ServingError, invalid
+from components.trainer.export import CLASSIFY_METHOD
 from serving.model_store import ModelStore
+from serving.servable import DEFAULT_SIGNATURE
 
-CLASSIFY_METHOD = "tensorflow/serving/classify"
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
@@ -64,7 +65,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_grpc_errors
     def Classify(self, request, context):
         servable = self.store.get(request.model_spec.name, _version(request.model_spec))
-        signature_name = request.model_spec.signature_name or "serving_default"
+        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         signature_def = servable.signature_def(signature_name)
         if signature_def.method_name != CLASSIFY_METHOD:
             raise invalid(f"Expected classification signature method_name to be "
@@ -134,7 +135,7 @@ def model_status(store: ModelStore, name: str, version=None):
 def _fill_spec(spec, requested, servable) -> None:
     spec.name = requested.name
     spec.version.value = servable.version
-    spec.signature_name = requested.signature_name or "serving_default"
+    spec.signature_name = requested.signature_name or DEFAULT_SIGNATURE
 
 
 def add_to_server(server: grpc.Server, store: ModelStore) -> None:

@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from serving.errors import ServingError, invalid, not_found, too_large
 from serving.grpc_service import model_status
 from serving.model_store import ModelStore
+from serving.servable import DEFAULT_SIGNATURE
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
                    r"(?P<rest>/metadata|:predict)?$")
@@ -142,7 +143,7 @@ def make_handler(store: ModelStore, max_request_bytes: int):
             if not isinstance(body, dict):
                 raise invalid('the request body must be a JSON object with "instances" or "inputs"')
             servable = store.get(name, version)
-            signature_name = body.get("signature_name") or "serving_default"
+            signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
             inputs, row_format = parse_predict_body(body, servable.signature_def(signature_name))
             outputs = servable.predict(signature_name, inputs)
             encoded = {k: _encode_output(k, v) for k, v in outputs.items()}

@@ -13,13 +13,14 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 
+from components.trainer.export import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 from serving.batching import Batcher
 from serving.errors import invalid
 from serving.limits import Limits
 
-DEFAULT_SIGNATURE = "serving_default"
-# String inputs with this name carry encoded image files; they are checked image by image.
-IMAGE_BYTES_INPUT = "image_bytes"
+# TF Serving's default signature is the model's raw-bytes one; string inputs named
+# IMAGE_BYTES_INPUT carry encoded image files and are checked image by image.
+DEFAULT_SIGNATURE = SERVING_SIGNATURE
 
 
 class Servable:
