@@ -13,6 +13,8 @@ NUM_DIGITS = 10
 NO_DIGIT = 10          # label of the background ("no digit") class
 NUM_CLASSES = 11       # ten digits plus "no digit"
 MAX_LABEL = NO_DIGIT
+# The encodings ``image_raw`` may hold: what the model's graph decodes (tf.io.decode_image).
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")
 SCHEMA_DIR = os.path.dirname(SCHEMA_PATH)

@@ -11,10 +11,9 @@ import warnings
 
 from PIL import Image
 
+import schema
 from serving.errors import invalid, too_large
 
-# The formats the model's graph decodes (tf.io.decode_image).
-DECODABLE_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
 MIB = 1 << 20
 _MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
 
@@ -54,7 +53,7 @@ class Limits:
             raise invalid(f"{item}: not an image ({len(data)} bytes starting {data[:8]!r}); "
                           f"send PNG, JPEG, GIF or BMP file bytes, not pixels") from None
         with image:
-            if image.format not in DECODABLE_FORMATS:
+            if image.format not in schema.IMAGE_FORMATS:
                 raise invalid(f"{item}: {image.format} images are not supported; "
                               f"send PNG, JPEG, GIF or BMP")
             width, height = image.size

@@ -67,7 +67,7 @@ def check_record(record: Record) -> None:
     try:
         with Image.open(io.BytesIO(record.image)) as img:
             img.load()  # a full decode: catches truncated files that verify() lets through
-            if img.format not in ("PNG", "JPEG", "GIF", "BMP"):
+            if img.format not in schema.IMAGE_FORMATS:
                 raise BadRecordError(
                     f"{record.where}: image format {img.format} is not PNG/JPEG/GIF/BMP")
     except BadRecordError:
