@@ -40,11 +40,12 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, target_risk: float) -> dic
     predicted = after.argmax(axis=1)
     confidence = after.max(axis=1)
     says_digit = predicted != trust.NO_DIGIT
-    threshold = trust.choose_abstention_threshold(
-        confidence[says_digit], (predicted == labels)[says_digit], target_risk) \
-        if says_digit.any() else trust.FALLBACK_THRESHOLD
-    coverage, risk = trust.selective(confidence[says_digit], (predicted == labels)[says_digit],
-                                     threshold) if says_digit.any() else (0.0, 0.0)
+    if says_digit.any():
+        digit_confidence, digit_right = confidence[says_digit], (predicted == labels)[says_digit]
+        threshold = trust.choose_abstention_threshold(digit_confidence, digit_right, target_risk)
+        coverage, risk = trust.selective(digit_confidence, digit_right, threshold)
+    else:
+        threshold, coverage, risk = trust.FALLBACK_THRESHOLD, 0.0, 0.0
     return {
         "temperature": float(temperature),
         "abstain_threshold": float(threshold),
