@@ -48,7 +48,8 @@ def test_gates_are_configurable():
 def _scored_batch(labels, probabilities, threshold=0.5):
     probabilities = np.asarray(probabilities, np.float64)
     ids = [f"id{i}" for i in range(len(labels))]
-    return (np.asarray(labels), probabilities, probabilities, ids, threshold)
+    calibration = {"temperature": 1.0, "abstain_threshold": threshold}
+    return (np.asarray(labels), probabilities, probabilities, ids, calibration)
 
 
 def test_trust_combine_over_beam_equals_one_accumulator():
@@ -68,6 +69,7 @@ def test_trust_combine_over_beam_equals_one_accumulator():
         for key in ("accuracy", "nll", "brier", "ece", "no_digit_auroc", "coverage", "risk"):
             assert result[CALIBRATED][key] == pytest.approx(whole[CALIBRATED][key], abs=1e-9)
         assert result[UNCALIBRATED]["ece"] == pytest.approx(whole[UNCALIBRATED]["ece"])
+        assert result["abstain_threshold"] == 0.5 and result["temperature"] == 1.0
 
     with beam.Pipeline() as p:
         combined = p | beam.Create(batches) | beam.CombineGlobally(TrustCombineFn())

@@ -23,7 +23,7 @@ from tfx.utils import path_utils
 
 from components.evaluator import report as report_writer
 from components.evaluator.blessing import Gates, blessing_decision
-from components.evaluator.metrics import TrustMetrics, model_calibration
+from components.evaluator.metrics import TrustMetrics
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -39,11 +39,6 @@ def _read_results(path_prefix: str) -> dict:
                 model_name, metrics = json.loads(line)
                 results[model_name] = metrics
     return results
-
-
-def _calibration(model_dir: str) -> dict:
-    import tensorflow as tf
-    return model_calibration(tf.saved_model.load(model_dir))
 
 
 def _gate_view(scored: dict) -> dict:
@@ -89,7 +84,7 @@ def SvhnEvaluator(
              | "Write" >> beam.io.WriteToText(results_prefix))
     results = _read_results(results_prefix)
     for name, path in model_dirs.items():
-        results[name].update(_calibration(path), uri=path)
+        results[name]["uri"] = path
 
     candidate, baseline = results[CANDIDATE], results.get(BASELINE)
     blessed, failures = blessing_decision(

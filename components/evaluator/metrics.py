@@ -21,6 +21,7 @@ from components.trainer.export import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 BATCH_SIZE = 256
 CALIBRATED = "calibrated"
 UNCALIBRATED = "uncalibrated"
+CALIBRATION = "calibration"
 
 
 def model_calibration(loaded) -> dict:
@@ -63,31 +64,36 @@ class PredictFn(beam.DoFn):
                 "probabilities"].numpy().astype(np.float64)
             uncalibrated = trust.softmax(
                 calibration["temperature"] * np.log(np.maximum(probabilities, trust.PROB_FLOOR)))
-            yield name, (labels, probabilities, uncalibrated, ids,
-                         calibration["abstain_threshold"])
+            yield name, (labels, probabilities, uncalibrated, ids, calibration)
 
 
 class TrustCombineFn(beam.CombineFn):
-    """Scored batches -> {calibrated: metrics, uncalibrated: metrics} for one model."""
+    """Scored batches -> {calibrated: metrics, uncalibrated: metrics, temperature,
+    abstain_threshold} for one model."""
 
     def create_accumulator(self):
-        return {CALIBRATED: trust.TrustAccumulator(), UNCALIBRATED: trust.TrustAccumulator()}
+        return {CALIBRATED: trust.TrustAccumulator(), UNCALIBRATED: trust.TrustAccumulator(),
+                CALIBRATION: {}}
 
     def add_input(self, acc, scored):
-        labels, probabilities, uncalibrated, ids, threshold = scored
+        labels, probabilities, uncalibrated, ids, calibration = scored
+        threshold = calibration["abstain_threshold"]
         acc[CALIBRATED].add_batch(probabilities, labels, threshold, ids)
         acc[UNCALIBRATED].add_batch(uncalibrated, labels, threshold, ids)
+        acc[CALIBRATION] = calibration
         return acc
 
     def merge_accumulators(self, accumulators):
         merged = self.create_accumulator()
         for acc in accumulators:
-            for key in merged:
+            for key in (CALIBRATED, UNCALIBRATED):
                 merged[key].merge(acc[key])
+            merged[CALIBRATION] = acc[CALIBRATION] or merged[CALIBRATION]
         return merged
 
     def extract_output(self, acc):
-        return {key: value.result() for key, value in acc.items()}
+        return {CALIBRATED: acc[CALIBRATED].result(), UNCALIBRATED: acc[UNCALIBRATED].result(),
+                **acc[CALIBRATION]}
 
 
 @beam.ptransform_fn
