@@ -1,6 +1,5 @@
 """The whole TFX pipeline on tiny synthetic data: raw bytes in, a pushed raw-bytes model out."""
 import dataclasses
-import glob
 import json
 import io
 import os
@@ -17,7 +16,7 @@ from components.anomaly_gate import DataAnomaliesError
 from components.data.records import read_split
 from components.data.synthetic import generate
 from components.trainer.export import CLASSIFY_METHOD, CLASSIFY_SIGNATURE
-from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORMED_LABEL_KEY
+from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
 from pipeline import configs
 from tests import pipeline_helpers as ph
 
@@ -108,21 +107,24 @@ def test_classify_signature_is_marked_for_tf_serving_classify_api(run, pushed):
     np.testing.assert_allclose(scores, direct, atol=1e-6)
 
 
-def _transformed_eval_examples(run):
-    """The preprocessed tensors exactly as Transform materialised them for training."""
+def _training_input(run, split: str, **dataset_args) -> tf.data.Dataset:
+    """What the trainer fed the model: the run's raw examples through its tf.data input."""
     import tensorflow_transform as tft
-    transform_graph = ph.latest_output(run, "Transform", "transform_graph")
-    spec = tft.TFTransformOutput(transform_graph).transformed_feature_spec()
-    examples = ph.latest_output(run, "Transform", "transformed_examples")
-    files = glob.glob(os.path.join(examples, "Split-eval", "*"))
-    batch = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").batch(10_000)))
-    parsed = tf.io.parse_example(batch, spec)
-    return parsed[TRANSFORMED_IMAGE_KEY].numpy(), parsed[TRANSFORMED_LABEL_KEY].numpy()
+    from tfx.types import standard_artifacts
+    from components.trainer.component import transformed_dataset
+    examples = standard_artifacts.Examples()
+    examples.uri = ph.latest_output(run, "ImportExampleGen", "examples")
+    examples.split_names = '["train", "eval"]'
+    tft_output = tft.TFTransformOutput(ph.latest_output(run, "Transform", "transform_graph"))
+    return transformed_dataset(examples, split, tft_output, **dataset_args)
 
 
 def test_no_training_serving_skew(run, pushed):
-    """The same bytes give the same model input and probabilities on both paths (1e-5)."""
-    trained_images, trained_labels = _transformed_eval_examples(run)
+    """The same bytes give the same model input and probabilities on both paths (1e-5): the
+    trainer's tf.data input over serialized tf.Examples, and the served graph over bytes."""
+    trained_images, trained_labels = next(iter(_training_input(
+        run, "eval", batch_size=10_000, shuffle=False, repeat=False)))
+    trained_images, trained_labels = trained_images.numpy(), trained_labels.numpy()
     raw = list(read_split(os.path.join(run, "data", "eval")))
     raw_bytes = tf.constant([image for image, _ in raw])
     served_images = pushed.signatures["preprocess"](image_bytes=raw_bytes)[
@@ -130,7 +132,7 @@ def test_no_training_serving_skew(run, pushed):
     served_probabilities = pushed.signatures["serving_default"](
         image_bytes=raw_bytes)["probabilities"].numpy()
     assert len(trained_images) == len(raw) == 300
-    # Beam may reorder records: pair each materialised tensor with the raw image it came from.
+    # ExampleGen's Beam job may reorder records: pair each tensor with the image it came from.
     flat_served = served_images.reshape(len(raw), -1)
     for image, label in zip(trained_images, trained_labels):
         distances = np.abs(flat_served - image.reshape(1, -1)).max(axis=1)
@@ -154,16 +156,9 @@ def test_trained_model_beats_chance_on_fresh_generated_images(pushed):
 
 def _calibration_split(run):
     """The held-out training records the trainer fitted T and the threshold on."""
-    import tensorflow_transform as tft
-    from components.trainer.calibration import is_calibration_record
-    spec = tft.TFTransformOutput(
-        ph.latest_output(run, "Transform", "transform_graph")).transformed_feature_spec()
-    files = glob.glob(os.path.join(ph.latest_output(run, "Transform", "transformed_examples"),
-                                   "Split-train", "*"))
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP").filter(
-        is_calibration_record).batch(100_000)
-    parsed = tf.io.parse_example(next(iter(records)), spec)
-    return parsed[TRANSFORMED_IMAGE_KEY], parsed[TRANSFORMED_LABEL_KEY].numpy()
+    images, labels = next(iter(_training_input(run, "train", batch_size=100_000, shuffle=False,
+                                               calibration=True, repeat=False)))
+    return images, labels.numpy()
 
 
 def test_calibration_is_fitted_on_held_out_data_and_baked_into_the_graph(run, pushed):
@@ -240,20 +235,13 @@ def test_no_digit_images_get_low_digit_confidence_unlike_a_10_class_model(run, p
     """The pushed model's confidence in any digit on pictures with no digit, against the
     same network trained for the same steps on digits only (10 classes, plain softmax):
     the model of the original bug report."""
-    import tensorflow_transform as tft
-    from tfx.types import standard_artifacts
-    from components.trainer.component import transformed_dataset
     from components.trainer.model import build_model
     real, synthetic = _no_digit_images()
     images = real + synthetic
     ours = pushed.signatures["serving_default"](image_bytes=tf.constant(images))[
         "probabilities"].numpy()[:, :schema.NUM_DIGITS].max(axis=1)
 
-    examples = standard_artifacts.Examples()
-    examples.uri = ph.latest_output(run, "Transform", "transformed_examples")
-    examples.split_names = '["train", "eval"]'
-    tft_output = tft.TFTransformOutput(ph.latest_output(run, "Transform", "transform_graph"))
-    digits_only = transformed_dataset(examples, "train", tft_output, 64, shuffle=True).unbatch() \
+    digits_only = _training_input(run, "train", batch_size=64, shuffle=True).unbatch() \
         .filter(lambda image, label: label < schema.NUM_DIGITS).batch(64)
     tf.keras.utils.set_random_seed(0)
     ten_class = build_model(2e-3, decay_steps=TRAIN_STEPS, num_classes=schema.NUM_DIGITS)
