@@ -141,7 +141,7 @@ def main(argv=None) -> int:
 
     if "training" in selected:
         print("bench: training throughput", flush=True)
-        result = training.run(newest("Transform", "transformed_examples", "*"),
+        result = training.run(newest("ImportExampleGen", "examples", "*"),
                               newest("Transform", "transform_graph", "*"), size["training_steps"])
         save("training", result, args.quick)
         print(training.table(result), flush=True)
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         images = size["train"] + size["eval"]
         result = transform.run(os.path.join(work, "transform"),
                                os.path.join(default_root, "data"), images,
-                               compare_statistics=not args.quick)
+                               quick=args.quick)
         save("transform", result, args.quick)
         print(transform.table(result), flush=True)
     if "serving" in selected:

@@ -1,6 +1,7 @@
 """How Transform and evaluation time grow with the number of images (should be linear).
 
-Transform: the real component (see transform.py). Evaluation: the evaluator's Beam pipeline
+Transform: the real component (see transform.py), as the pipeline runs it (transform graph
+only) and materialising the transformed examples (as it ran before). Evaluation: the evaluator's Beam pipeline
 (TrustMetrics over serialized examples, DirectRunner multi-processing) with one model.
 """
 import os
@@ -11,6 +12,11 @@ from bench.transform import transform_pipeline_seconds
 from components.data.records import write_split
 from components.data.synthetic import generate
 from pipeline import configs
+
+
+SERIES = {"transform_seconds": "Transform (pipeline: graph only)",
+          "materialised_transform_seconds": "Transform, materialised (before)",
+          "evaluation_seconds": "evaluation (TrustMetrics)"}
 
 
 def evaluation_seconds(data_root: str, model_dir: str) -> float:
@@ -33,10 +39,12 @@ def run(root: str, sizes, model_dir: str) -> dict:
             write_split(generate(n, seed=5), data, "train")
             write_split(generate(max(1, n // 10), seed=6), data, "eval")
         images = n + max(1, n // 10)
-        transform_s = transform_pipeline_seconds(os.path.join(root, f"transform-{n}"), data,
-                                                 disable_statistics=True)
+        transform_s = transform_pipeline_seconds(os.path.join(root, f"transform-{n}"), data)
+        materialised_s = transform_pipeline_seconds(
+            os.path.join(root, f"transform-materialised-{n}"), data, materialize=True)
         eval_s = evaluation_seconds(data, model_dir)
         points.append({"images": images, "transform_seconds": transform_s,
+                       "materialised_transform_seconds": materialised_s,
                        "evaluation_seconds": round(eval_s, 1)})
         print(f"scaling: {points[-1]}", flush=True)
     return {"points": points}
@@ -50,8 +58,7 @@ def plot(result: dict, path: str) -> str:
     x = [p["images"] for p in points]
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    for key, label in (("transform_seconds", "Transform component"),
-                       ("evaluation_seconds", "evaluation (TrustMetrics)")):
+    for key, label in SERIES.items():
         y = [p[key] for p in points]
         ax.plot(x, y, "o-", label=label)
     ax.set(xlabel="images", ylabel="seconds", title="Scaling on 2 cores (DirectRunner, 2 workers)")
@@ -70,20 +77,21 @@ def linear_fit(result: dict, key: str) -> tuple:
     t = np.array([p[key] for p in result["points"]], float)
     slope, intercept = np.polyfit(n, t, 1)
     residual = np.abs(intercept + slope * n - t) / t
-    return float(intercept), float(1 / slope), float(residual.max())
+    return float(intercept), float(1 / slope) if slope > 0 else float("inf"), \
+        float(residual.max())
 
 
 def table(result: dict) -> str:
-    rows = ["| images | Transform s | images/s | evaluation s | images/s |", "|---|---|---|---|---|"]
-    for p in result["points"]:
-        rows.append(f"| {p['images']} | {p['transform_seconds']} | "
-                    f"{p['images'] / p['transform_seconds']:.0f} | {p['evaluation_seconds']} | "
-                    f"{p['images'] / p['evaluation_seconds']:.0f} |")
+    points = [p for p in result["points"] if all(key in p for key in SERIES)]
+    rows = ["| images | " + " | ".join(f"{name} s" for name in SERIES.values()) + " |",
+            "|---" * (len(SERIES) + 1) + "|"]
+    rows += ["| {} | {} |".format(p["images"], " | ".join(str(p[key]) for key in SERIES))
+             for p in points]
     fits = []
-    if len(result["points"]) >= 3:
-        for key, name in (("transform_seconds", "Transform"), ("evaluation_seconds", "evaluation")):
-            fixed, rate, worst = linear_fit(result, key)
-            fits.append(f"{name}: {fixed:.0f} s fixed + {rate:.0f} images/s "
-                        f"(worst residual {worst:.0%})")
+    if len(points) >= 3:
+        for key, name in SERIES.items():
+            fixed, rate, worst = linear_fit({"points": points}, key)
+            per_image = f"{rate:.0f} images/s" if rate < 1e7 else "no per-image cost"
+            fits.append(f"{name}: {fixed:.0f} s fixed + {per_image} (worst residual {worst:.0%})")
     return "\n".join(rows) + ("\n\nLinear fit, seconds = fixed + images / rate: " +
                               "; ".join(fits) + "." if fits else "")
