@@ -1,5 +1,6 @@
 """The whole TFX pipeline on tiny synthetic data: raw bytes in, a pushed raw-bytes model out."""
 import dataclasses
+import glob
 import json
 import io
 import os
@@ -119,11 +120,17 @@ def _training_input(run, split: str, **dataset_args) -> tf.data.Dataset:
     return transformed_dataset(examples, split, tft_output, **dataset_args)
 
 
-def test_no_training_serving_skew(run, pushed):
+def test_no_training_serving_skew(run, pushed, tmp_path):
     """The same bytes give the same model input and probabilities on both paths (1e-5): the
-    trainer's tf.data input over serialized tf.Examples, and the served graph over bytes."""
-    trained_images, trained_labels = next(iter(_training_input(
-        run, "eval", batch_size=10_000, shuffle=False, repeat=False)))
+    trainer's tf.data input over serialized tf.Examples (decoded images cached to disk and
+    read back, as in training), and the served graph over bytes."""
+    cache_file = str(tmp_path / "decoded")
+    training_input = _training_input(run, "eval", batch_size=10_000, shuffle=False,
+                                     repeat=False, cache_file=cache_file)
+    for _ in training_input:  # the first pass decodes and writes the cache
+        pass
+    assert glob.glob(cache_file + "*")
+    trained_images, trained_labels = next(iter(training_input))  # read back, as later epochs
     trained_images, trained_labels = trained_images.numpy(), trained_labels.numpy()
     raw = list(read_split(os.path.join(run, "data", "eval")))
     raw_bytes = tf.constant([image for image, _ in raw])
