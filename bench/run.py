@@ -37,7 +37,7 @@ TITLES = {
     "end_to_end": "5. End to end (`make demo` on a fresh root)",
     "scaling": "6. Scaling",
 }
-FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=400,
+FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=200,
             serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000))
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
              scaling_sizes=())
