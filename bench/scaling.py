@@ -70,6 +70,10 @@ def plot(result: dict, path: str) -> str:
     return path
 
 
+# A marginal rate above this is a flat line (under 0.01 s per 100k images).
+FLAT_RATE = 1e7
+
+
 def linear_fit(result: dict, key: str) -> tuple:
     """(fixed seconds, marginal images/s, worst relative residual) of seconds = a + n / b."""
     import numpy as np
@@ -91,7 +95,7 @@ def table(result: dict) -> str:
     if len(points) >= 3:
         for key, name in SERIES.items():
             fixed, rate, worst = linear_fit({"points": points}, key)
-            per_image = f"{rate:.0f} images/s" if rate < 1e7 else "no per-image cost"
+            per_image = f"{rate:.0f} images/s" if rate < FLAT_RATE else "no per-image cost"
             fits.append(f"{name}: {fixed:.0f} s fixed + {per_image} (worst residual {worst:.0%})")
     return "\n".join(rows) + ("\n\nLinear fit, seconds = fixed + images / rate: " +
                               "; ".join(fits) + "." if fits else "")

@@ -4,7 +4,6 @@ cached on local disk after the first pass) vs. model.fit on the same images held
 decoded numpy arrays (the seed project's approach). Same model, batch size and step count. The
 first pass, which decodes, is timed on its own."""
 import os
-import shutil
 import tempfile
 import time
 
@@ -42,28 +41,28 @@ def run(examples_uri: str, transform_graph_uri: str, steps: int, batch_size: int
 
     tf.keras.utils.set_random_seed(0)
     trainer_model, memory_model = build_model(1e-3), build_model(1e-3)
-    cache_dir = tempfile.mkdtemp(prefix="bench-decoded-")
-    records = transformed_dataset(examples, "train", tft_output, batch_size, shuffle=True,
-                                  calibration=False, cache_file=os.path.join(cache_dir, "train"))
-    first_pass_steps = -(-len(labels) // batch_size) + 1  # decodes and caches every image
-    start = time.perf_counter()
-    trainer_model.fit(records, steps_per_epoch=first_pass_steps, epochs=1, verbose=0)
-    first_pass_rate = first_pass_steps * batch_size / (time.perf_counter() - start)
-    memory_model.fit(images[:WARMUP_STEPS * batch_size], labels[:WARMUP_STEPS * batch_size],
-                     batch_size=batch_size, epochs=1, verbose=0)  # trace
-    measured = []
-    for _ in range(rounds):
+    with tempfile.TemporaryDirectory(prefix="bench-decoded-") as cache_dir:
+        records = transformed_dataset(examples, "train", tft_output, batch_size, shuffle=True,
+                                      calibration=False,
+                                      cache_file=os.path.join(cache_dir, "train"))
+        first_pass_steps = -(-len(labels) // batch_size) + 1  # decodes and caches every image
         start = time.perf_counter()
-        trainer_model.fit(records, steps_per_epoch=steps, epochs=1, verbose=0)
-        trainer_rate = steps * batch_size / (time.perf_counter() - start)
-        start = time.perf_counter()
-        memory_model.fit(images, labels, batch_size=batch_size, epochs=epochs, shuffle=True,
-                         verbose=0)
-        memory_rate = epochs * len(labels) / (time.perf_counter() - start)
-        measured.append({"trainer_images_per_s": round(trainer_rate, 1),
-                         "in_memory_images_per_s": round(memory_rate, 1),
-                         "ratio": round(trainer_rate / memory_rate, 3)})
-    shutil.rmtree(cache_dir)
+        trainer_model.fit(records, steps_per_epoch=first_pass_steps, epochs=1, verbose=0)
+        first_pass_rate = first_pass_steps * batch_size / (time.perf_counter() - start)
+        memory_model.fit(images[:WARMUP_STEPS * batch_size], labels[:WARMUP_STEPS * batch_size],
+                         batch_size=batch_size, epochs=1, verbose=0)  # trace
+        measured = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            trainer_model.fit(records, steps_per_epoch=steps, epochs=1, verbose=0)
+            trainer_rate = steps * batch_size / (time.perf_counter() - start)
+            start = time.perf_counter()
+            memory_model.fit(images, labels, batch_size=batch_size, epochs=epochs, shuffle=True,
+                             verbose=0)
+            memory_rate = epochs * len(labels) / (time.perf_counter() - start)
+            measured.append({"trainer_images_per_s": round(trainer_rate, 1),
+                             "in_memory_images_per_s": round(memory_rate, 1),
+                             "ratio": round(trainer_rate / memory_rate, 3)})
     return {"steps": steps, "batch_size": batch_size, "train_images_in_memory": int(len(labels)),
             "in_memory_epochs": epochs, "rounds": measured,
             "first_pass_images_per_s": round(first_pass_rate, 1),

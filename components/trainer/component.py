@@ -3,10 +3,10 @@
 It reads the raw examples (encoded image bytes) and applies the Transform graph in its tf.data
 input, the same graph the exported model embeds, so decoding happens in parallel with training
 instead of in a Beam job that writes 12 KB of floats per image; each image is decoded once and
-cached on local disk for the later passes. One training record in ten (by
-hash) is held out and never trained on: after training, a temperature and an abstention
-threshold are fitted on it (calibration.py). The exported SavedModel embeds the Transform graph
-and both numbers (export.py).
+cached on local disk for the later passes. One training record in ten (by hash) is held out
+and never trained on: after training, a temperature and an abstention threshold are fitted on
+it (calibration.py). The exported SavedModel embeds the Transform graph and both numbers
+(export.py).
 """
 import glob
 import json
