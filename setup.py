@@ -3,7 +3,22 @@
 Install with the pinned stack: ``pip install -c constraints.txt -e .[dev]`` (the Makefile
 does this). Python 3.10 and TFX 1.16 are the newest that install on glibc 2.36.
 """
+import ast
+import os
+
 from setuptools import find_packages, setup
+
+
+def _font_families():
+    """The generator's font families (components/data/fonts.py), read without importing it."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "components", "data",
+                        "fonts.py")
+    with open(path) as f:
+        for node in ast.parse(f.read()).body:
+            if isinstance(node, ast.AnnAssign) and node.target.id == "FONTPKG_FAMILIES":
+                return ast.literal_eval(node.value)
+    raise RuntimeError(f"FONTPKG_FAMILIES not found in {path}")
+
 
 setup(
     name="svhn-tfx",
@@ -24,7 +39,8 @@ setup(
         "pillow",
         "matplotlib",      # plots, and the DejaVu fonts the data generator draws digits with
         "build",           # Beam packages this project for its workers (--setup_file) with it
-    ],
+        "fontpkg",         # Google Fonts families from PyPI, for the data generator
+    ] + [f"fontpkg-{family}" for family in _font_families()],
     extras_require={"dev": ["pytest", "pytest-timeout"]},
     entry_points={
         "console_scripts": [

@@ -175,12 +175,33 @@ def test_no_digit_images_are_not_told_apart_by_global_statistics():
     assert balanced < 0.72, balanced  # plain-wall negatives alone score ~0.77
 
 
-def test_every_default_font_draws_ten_different_digits():
+def test_every_default_font_draws_ten_different_lining_digits():
+    """Old-style figures (a "1" the height of an "o", a "9" below the baseline) are not
+    house numbers: every default face's digits share one top and one baseline."""
+    assert len(DEFAULT.fonts) > 200   # matplotlib's faces and the fontpkg families' weights
     for font, _ in DEFAULT.fonts:
-        masks = [synthetic._glyph(font, d, 0)[0] for d in "0123456789"]
-        shapes = {(m.shape, m.tobytes()) for m in masks}
+        glyphs = [synthetic._glyph(font, d, 0) for d in "0123456789"]
+        shapes = {(m.shape, m.tobytes()) for m, _ in glyphs}
         assert len(shapes) == 10, font
-        assert all(m.shape[0] > 20 for m in masks), font
+        heights = np.array([m.shape[0] for m, _ in glyphs])
+        tops = np.array([top for _, top in glyphs])
+        assert heights.min() > 20, font
+        assert np.ptp(tops) < 0.2 * np.median(heights), (font, tops)
+        assert np.ptp(tops + heights) < 0.2 * np.median(heights), (font, tops + heights)
+
+
+def test_a_missing_font_family_is_a_clear_error():
+    from components.data import fonts
+    with pytest.raises(FileNotFoundError, match="pip install fontpkg-no-such-family"):
+        fonts.load("no-such-family@400", 64)
+
+
+def test_rendering_in_several_processes_gives_the_same_images_in_order(monkeypatch):
+    monkeypatch.setattr(synthetic, "GENERATE_CHUNK", 7)   # several chunks per worker
+    serial = list(synthetic.generate(30, seed=4, start=5))
+    parallel = list(synthetic.generate(30, seed=4, start=5, workers=2))
+    assert [(r.where, r.image, r.label) for r in parallel] == \
+        [(r.where, r.image, r.label) for r in serial]
 
 
 def test_settings_are_validated():

@@ -17,7 +17,7 @@ centre empty, and close-ups of a fragment of a digit.
 
 Image ``i`` of ``generate(n, seed)`` depends only on ``np.random.default_rng([seed, i])``,
 so any shard can be generated on its own and results are reproducible. Fonts are the
-ones matplotlib ships (DejaVu, STIX, Computer Modern); nothing is downloaded.
+ones in fonts.py (matplotlib's and 120 Google Fonts families from PyPI); nothing is downloaded.
 """
 import bisect
 import colorsys
@@ -29,28 +29,11 @@ import math
 import os
 from typing import Dict, Iterator, Optional, Tuple
 
-import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 import schema
-
-FONT_DIR = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
-
-# Fonts with plain lining digits (cmmi10 has old-style figures; cmex10/cmsy10/STIXSiz*/
-# STIXNonUni* map digits to symbols or have none). Weight = how often it is picked:
-# house numbers are mostly sans-serif, often bold.
-DEFAULT_FONTS: Tuple[Tuple[str, float], ...] = (
-    ("DejaVuSans.ttf", 3.0), ("DejaVuSans-Bold.ttf", 3.0),
-    ("DejaVuSans-Oblique.ttf", 1.0), ("DejaVuSans-BoldOblique.ttf", 1.0),
-    ("DejaVuSansMono.ttf", 1.0), ("DejaVuSansMono-Bold.ttf", 1.5),
-    ("DejaVuSansMono-Oblique.ttf", 0.5), ("DejaVuSansMono-BoldOblique.ttf", 0.5),
-    ("DejaVuSerif.ttf", 1.5), ("DejaVuSerif-Bold.ttf", 1.5),
-    ("DejaVuSerif-Italic.ttf", 0.5), ("DejaVuSerif-BoldItalic.ttf", 0.5),
-    ("STIXGeneral.ttf", 1.5), ("STIXGeneralBol.ttf", 1.5),
-    ("STIXGeneralItalic.ttf", 0.5), ("STIXGeneralBolIta.ttf", 0.5),
-    ("cmr10.ttf", 1.0), ("cmb10.ttf", 1.0), ("cmss10.ttf", 2.0), ("cmtt10.ttf", 1.0),
-)
+from components.data import fonts as typefaces
 
 # Letters and signs that do not look like a digit (none of OoIliSsBZzGgqbTCUDJLaet),
 # used for "no digit" images such as the "A" of "12A".
@@ -72,6 +55,7 @@ TONE_CONTRAST = (0.8, 1.2)    # global contrast change of the whole photo
 TONE_GAMMA = (0.8, 1.25)
 MAX_LEGIBILITY_GAIN = 3.0
 MIN_INK_CONTRAST = 0.1   # final luminance difference ink vs surroundings, at least
+GENERATE_CHUNK = 250     # images per task when rendering in several processes
 # plain, gradient, blotchy, stripes, bricks, foliage
 TEXTURE_WEIGHTS = (0.25, 0.2, 0.25, 0.16, 0.1, 0.04)
 # walls of "no digit" crops that show no number at all: busier, as in street photos
@@ -91,11 +75,13 @@ class GeneratorSettings:
     # (independent of it, "partial" no-digit images show a digit cut at the border)
     number_length_weights: Tuple[float, ...] = (0.2, 0.38, 0.32, 0.1)  # 1, 2, 3, 4 digits
     distortions: bool = True              # rotation, shear, perspective, blur, low res, noise
-    fonts: Tuple[Tuple[str, float], ...] = DEFAULT_FONTS
-    digit_height: Tuple[float, float] = (0.4, 0.9)   # labelled digit's larger box side / crop side
+    fonts: Tuple[Tuple[str, float], ...] = dataclasses.field(
+        default_factory=typefaces.default_fonts)   # (face, pick weight), see fonts.py
+    digit_height: Tuple[float, float] = (0.6, 1.0)   # labelled digit's larger box side / crop side
+    # (SVHN widens the annotated box to a square: the digit spans nearly the whole crop)
     centre_jitter: float = 0.06           # std of the crop centre offset
     box_padding: Tuple[float, float] = (0.0, 0.12)   # looseness of the annotated box, of height
-    digit_gap: Tuple[float, float] = (-0.02, 0.4)    # space between digits (of digit height)
+    digit_gap: Tuple[float, float] = (-0.05, 0.25)    # space between digits (of digit height)
     aspect_stretch: Tuple[float, float] = (0.75, 1.3)  # condensed .. extended lettering
     max_rotation_deg: float = 12.0
     max_shear: float = 0.2
@@ -107,7 +93,7 @@ class GeneratorSettings:
     low_contrast_fraction: float = 0.15   # digit/background luminance difference in LOW_CONTRAST
     hard_shadow_probability: float = 0.2  # a cast shadow edge across the crop
     clutter_probability: float = 0.35     # photo-like clutter (windows, wires, edges) behind
-    blur_sigma: float = 1.0               # max gaussian blur sigma, output pixels
+    blur_sigma: float = 1.5               # max gaussian blur sigma, output pixels
     low_res_probability: float = 0.45     # image comes from a smaller source region, upsampled
     min_source_fraction: float = 0.5      # smallest source resolution, of ``size``
     noise_sigma: float = 9.0              # max sensor noise, of 255
@@ -143,21 +129,14 @@ class GeneratorSettings:
 # ---------------------------------------------------------------------------- glyphs
 
 @functools.lru_cache(maxsize=None)
-def _font(name: str) -> ImageFont.FreeTypeFont:
-    path = os.path.join(FONT_DIR, name)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"font {name} is not in matplotlib's font folder {FONT_DIR}")
-    return ImageFont.truetype(path, GLYPH_PX)
-
-
-@functools.lru_cache(maxsize=None)
 def _glyph(font_name: str, char: str, weight: int) -> Tuple[np.ndarray, int]:
     """(ink mask cropped to its box, box top relative to the baseline) at GLYPH_PX."""
     stroke = max(weight, 0) * STROKE_STEP_PX
     pad = GLYPH_PX // 2 + stroke
     img = Image.new("L", (2 * GLYPH_PX + 2 * pad, 2 * GLYPH_PX + 2 * pad), 0)
     baseline = pad + GLYPH_PX
-    ImageDraw.Draw(img).text((pad, baseline), char, font=_font(font_name), fill=255,
+    ImageDraw.Draw(img).text((pad, baseline), char, font=typefaces.load(font_name, GLYPH_PX),
+                             fill=255,
                              anchor="ls", stroke_width=stroke, stroke_fill=255)
     if weight < 0:
         img = img.filter(ImageFilter.MinFilter(3))
@@ -430,7 +409,7 @@ def _string_scene(rng, settings, r, chars, ref_index, crop_mode, plate, frame):
     """Ink and plate masks (r x r float) for a string cropped as ``crop_mode`` says."""
     font = settings.fonts[_pick(rng, [w for _, w in settings.fonts])][0]
     weight = WEIGHTS[int(rng.integers(len(WEIGHTS)))]
-    bold = "Bol" in font or font == "cmb10.ttf"
+    bold = typefaces.is_bold(font)
     if weight < 0 and not bold:
         weight = 0  # thinning a regular face leaves hairlines that vanish at 32 px
     if weight > 1 and bold:
@@ -740,11 +719,32 @@ def generate_one(seed: int, index: int, settings: GeneratorSettings = GeneratorS
     return _encode(rng, settings, pixels, as_jpeg), label
 
 
+def _generate_chunk(args) -> list:
+    seed, start, n, settings = args
+    return [generate_one(seed, i, settings) for i in range(start, start + n)]
+
+
 def generate(n: int, seed: int, settings: GeneratorSettings = GeneratorSettings(), *,
-             start: int = 0) -> Iterator["Record"]:
-    """Yields ``n`` records, images ``start`` .. ``start + n - 1`` of this seed."""
+             start: int = 0, workers: int = 1) -> Iterator["Record"]:
+    """Yields ``n`` records, images ``start`` .. ``start + n - 1`` of this seed, in order.
+
+    ``workers`` > 1 renders in that many processes (the same images: each depends only on
+    its index)."""
     # imported here so the renderer itself does not load TensorFlow (records.py does)
     from components.data.records import Record
-    for i in range(start, start + n):
-        image, label = generate_one(seed, i, settings)
-        yield Record(where=f"synthetic(seed={seed})#{i}", image=image, label=label)
+    chunks = [(seed, s, min(GENERATE_CHUNK, start + n - s), settings)
+              for s in range(start, start + n, GENERATE_CHUNK)]
+    if workers > 1 and len(chunks) > 1:
+        import multiprocessing
+        # spawn, not fork: the parent may have TensorFlow's threads running
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            rendered = pool.imap(_generate_chunk, chunks)
+            yield from _records(Record, seed, start, itertools.chain.from_iterable(rendered))
+    else:
+        rendered = map(_generate_chunk, chunks)
+        yield from _records(Record, seed, start, itertools.chain.from_iterable(rendered))
+
+
+def _records(record_class, seed: int, start: int, rendered) -> Iterator["Record"]:
+    for i, (image, label) in enumerate(rendered, start):
+        yield record_class(where=f"synthetic(seed={seed})#{i}", image=image, label=label)
