@@ -16,5 +16,13 @@ MAX_LABEL = NO_DIGIT
 # The encodings ``image_raw`` may hold: what the model's graph decodes (tf.io.decode_image).
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
 
+# Splits, one folder each under the data root. Every split found there is ingested:
+TRAIN_SPLIT = "train"              # trained on
+EVAL_SPLIT = "eval"                # the evaluator's main split: the default gates apply to it
+CALIBRATION_SPLIT = "calibration"  # optional: labelled crops the temperature and abstention
+#                                    threshold are fitted on instead of held-out training data
+# Any other folder (e.g. "real") is one more eval split, reported on its own.
+SPLIT_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
+
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")
 SCHEMA_DIR = os.path.dirname(SCHEMA_PATH)

@@ -584,3 +584,23 @@ def test_cli_entry_point_exit_status_in_a_subprocess(tmp_path):
     assert result.returncode == 1
     assert f"error: {missing}: no such directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_user_split_is_found_beside_train_and_eval_and_bad_names_are_refused(tree, tmp_path,
+                                                                               capsys):
+    from components.data.records import find_splits
+    root, _ = tree
+    out = tmp_path / "data"
+    for split in ("real", "eval", "train", "calibration"):
+        assert cli.main(["folder", str(root), "--out", str(out), "--split", split]) == 0
+    (out / ".real.partial-123").mkdir()    # a conversion in progress is not a split
+    (out / "empty").mkdir()
+    assert find_splits(str(out)) == ["train", "eval", "calibration", "real"]
+    with pytest.raises(SystemExit):
+        cli.main(["folder", str(root), "--out", str(out), "--split", "../Real"])
+    assert "split name '../Real' must be" in capsys.readouterr().err
+    assert not (tmp_path / "Real").exists()
+    import shutil
+    shutil.rmtree(out / "eval")
+    with pytest.raises(FileNotFoundError, match="has no 'eval' split"):
+        find_splits(str(out))

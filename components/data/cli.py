@@ -29,7 +29,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="skip and count bad records instead of stopping at the first")
     common.add_argument("--overwrite", action="store_true", help="replace an existing split")
     split = argparse.ArgumentParser(add_help=False)
-    split.add_argument("--split", required=True, help="split name, e.g. train or eval")
+    split.add_argument("--split", required=True,
+                       help="split name: train, eval, calibration (labelled crops to fit the "
+                            "temperature and abstention threshold on), or any other name for one "
+                            "more eval split, e.g. real")
 
     parser = argparse.ArgumentParser(
         prog="svhn-tfx-data",
@@ -64,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--no-digit-fraction", type=float, default=None, metavar="F",
                    help="share of 'no digit' images (default: the generator's)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="K",
+                   help="processes rendering images (default: one per CPU; the images are "
+                        "the same for any K)")
     return parser
 
 
@@ -85,6 +91,11 @@ def _check_free(args, splits) -> None:
 
 
 def _run(parser, args) -> None:
+    from components.data.records import check_split_name
+    try:
+        check_split_name(getattr(args, "split", "train"))
+    except ValueError as e:
+        parser.error(str(e))
     if args.command == "mat":
         from components.data.svhn_mat import read_mat
         _check_free(args, [args.split])
@@ -104,8 +115,8 @@ def _run(parser, args) -> None:
         _write(read_folder(args.root), args, args.split)
     elif args.command == "synthetic":
         from components.data import synthetic   # the generator loads matplotlib fonts
-        if args.train < 1 or args.eval < 1:
-            parser.error("--train and --eval must be >= 1")
+        if args.train < 1 or args.eval < 1 or args.workers < 1:
+            parser.error("--train, --eval and --workers must be >= 1")
         kwargs = {"size": args.size}
         if args.no_digit_fraction is not None:
             kwargs["no_digit_fraction"] = args.no_digit_fraction
@@ -114,9 +125,10 @@ def _run(parser, args) -> None:
         except ValueError as e:
             parser.error(str(e))
         _check_free(args, ["train", "eval"])
-        _write(synthetic.generate(args.train, args.seed, settings), args, "train")
-        _write(synthetic.generate(args.eval, args.seed + SYNTHETIC_EVAL_SEED_OFFSET, settings),
-               args, "eval")
+        _write(synthetic.generate(args.train, args.seed, settings, workers=args.workers), args,
+               "train")
+        _write(synthetic.generate(args.eval, args.seed + SYNTHETIC_EVAL_SEED_OFFSET, settings,
+                                  workers=args.workers), args, "eval")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

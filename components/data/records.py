@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 import tensorflow as tf
@@ -90,6 +90,33 @@ def encode_png(pixels) -> bytes:
     return buf.getvalue()
 
 
+def check_split_name(split: str) -> None:
+    """A split is a folder under the data root and a TFX split name: keep it plain."""
+    if not split or any(c not in schema.SPLIT_NAME_CHARS for c in split):
+        raise ValueError(f"split name {split!r} must be non-empty and use only lower-case "
+                         f"letters, digits, '_' and '-'")
+
+
+def find_splits(data_root: str) -> List[str]:
+    """The splits under ``data_root`` (folders holding records): train, eval, then the rest
+    sorted. Hidden folders (a conversion in progress) are not splits."""
+    if not tf.io.gfile.isdir(data_root):
+        raise FileNotFoundError(f"data root {data_root} does not exist; write the data first "
+                                f"(svhn-tfx-data, see the README)")
+    found = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(data_root)
+                   if not name.startswith(".") and
+                   tf.io.gfile.glob(os.path.join(data_root, name.rstrip("/"),
+                                                 f"*{RECORD_SUFFIX}")))
+    for required in (schema.TRAIN_SPLIT, schema.EVAL_SPLIT):
+        if required not in found:
+            raise FileNotFoundError(f"data root {data_root} has no {required!r} split "
+                                    f"(found: {', '.join(found) or 'none'})")
+    for split in found:
+        check_split_name(split)
+    first = [schema.TRAIN_SPLIT, schema.EVAL_SPLIT]
+    return first + [s for s in found if s not in first]
+
+
 def write_split(records: Iterable[Record], out_dir: str, split: str, *,
                 skip_bad: bool = False, overwrite: bool = False,
                 shard_size: int = DEFAULT_SHARD_SIZE, log=None) -> SplitStats:
@@ -97,6 +124,7 @@ def write_split(records: Iterable[Record], out_dir: str, split: str, *,
 
     Progress and skipped records go to ``log`` (default: the current sys.stderr)."""
     log = log or sys.stderr
+    check_split_name(split)
     final = os.path.join(out_dir, split)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite to replace it")
