@@ -74,3 +74,30 @@ def test_trust_combine_over_beam_equals_one_accumulator():
     with beam.Pipeline() as p:
         combined = p | beam.Create(batches) | beam.CombineGlobally(TrustCombineFn())
         assert_that(combined, check)
+
+
+def test_split_gates_name_only_the_gates_they_set():
+    from components.evaluator.blessing import OPEN_GATES, parse_split_gates, split_gates_json
+    gates = parse_split_gates('{"real": {"min_accuracy": 0.9, "max_ece": 0.05}}')
+    assert gates == {"real": dataclasses.replace(OPEN_GATES, min_accuracy=0.9, max_ece=0.05)}
+    assert parse_split_gates(split_gates_json(gates)) == gates
+    assert parse_split_gates("") == {}
+    with pytest.raises(ValueError, match="unknown gate.*min_acuracy"):
+        parse_split_gates('{"real": {"min_acuracy": 0.9}}')
+
+
+def test_a_split_without_no_digit_examples_passes_when_no_auroc_gate_is_set():
+    """Real digit crops have no backgrounds: AUROC is undefined, and only a set gate fails."""
+    from components.evaluator.blessing import OPEN_GATES
+    digits_only = dict(GOOD, no_digit_auroc=None)
+    assert blessing_decision(digits_only, None, dataclasses.replace(
+        OPEN_GATES, min_accuracy=0.85)) == (True, [])
+    assert not blessing_decision(digits_only, None, GATES)[0]
+
+
+def test_eval_splits_are_all_but_the_ones_fitted_on():
+    from components.evaluator.component import eval_splits
+    assert eval_splits(["train", "eval", "calibration", "real"], "eval") == ["eval", "real"]
+    assert eval_splits(["train", "eval", "real"], "real") == ["real", "eval"]
+    with pytest.raises(ValueError, match="'test' is not among"):
+        eval_splits(["train", "eval"], "test")

@@ -1,13 +1,16 @@
 """SvhnEvaluator: measures whether the candidate's answers can be trusted, and blesses on it.
 
-For the candidate and the last blessed model it computes, as a Beam pipeline over the eval
-split: accuracy (overall, per class, digits only), NLL, Brier, ECE before and after
-temperature scaling, no-digit AUROC and FPR@95%TPR (and the same for the max-softmax
-baseline), coverage and risk at the exported abstention threshold, the confusion matrix
-and the most confident mistakes. The ModelEvaluation artifact gets ``metrics.json``, PNG
-plots and ``report.html``. Like TFX's own Evaluator it writes ``BLESSED`` /
-``NOT_BLESSED`` and the ``blessed`` / ``current_model_id`` custom properties that Pusher and
-the LatestBlessedModelStrategy resolver read.
+For the candidate and the last blessed model it computes, as one Beam pipeline over every
+eval split (each split reported on its own, like TFMA slices): accuracy (overall, per
+class, digits only), NLL, Brier, ECE before and after temperature scaling, no-digit AUROC
+and FPR@95%TPR (and the same for the max-softmax baseline), coverage and risk at the
+exported abstention threshold, the confusion matrix and the most confident mistakes. The
+eval splits are all splits but train and calibration; the default gates apply to
+``eval_split`` and ``split_gates`` name gates for others (e.g. the user's real crops). The
+ModelEvaluation artifact gets ``metrics.json``, PNG plots and ``report.html``. Like TFX's
+own Evaluator it writes ``BLESSED`` / ``NOT_BLESSED`` and the ``blessed`` /
+``current_model_id`` custom properties that Pusher and the LatestBlessedModelStrategy
+resolver read.
 """
 import dataclasses
 import json
@@ -21,8 +24,9 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+import schema
 from components.evaluator import report as report_writer
-from components.evaluator.blessing import Gates, blessing_decision
+from components.evaluator.blessing import Gates, blessing_decision, parse_split_gates
 from components.evaluator.metrics import TrustMetrics
 
 CANDIDATE = "candidate"
@@ -32,13 +36,40 @@ RESULTS_PREFIX = "results"
 
 
 def _read_results(path_prefix: str) -> dict:
+    """{split: {model name: metrics}}."""
     results = {}
     for name in tfx.dsl.io.fileio.glob(path_prefix + "*"):
         with tfx.dsl.io.fileio.open(name) as f:
             for line in f:
-                model_name, metrics = json.loads(line)
-                results[model_name] = metrics
+                model_name, split, metrics = json.loads(line)
+                results.setdefault(split, {})[model_name] = metrics
     return results
+
+
+def eval_splits(split_names, main_split: str) -> list:
+    """The splits to evaluate: the main one first, then every other split not trained or
+    calibrated on."""
+    if main_split not in split_names:
+        raise ValueError(f"eval split {main_split!r} is not among the examples' splits "
+                         f"{list(split_names)}")
+    fitted = (schema.TRAIN_SPLIT, schema.CALIBRATION_SPLIT)
+    return [main_split] + [s for s in split_names if s not in fitted and s != main_split]
+
+
+def _decide(results: dict, main_split: str, gates: Gates, split_gates: dict) -> tuple:
+    """Blessed or not, and every failed gate, over the main split and each gated split."""
+    failures = []
+    for split, split_gate in [(main_split, gates)] + sorted(split_gates.items()):
+        if split not in results:
+            failures.append(f"a gate names split {split!r}, which has no examples to "
+                            f"evaluate (splits: {', '.join(sorted(results))})")
+            continue
+        by_model = results[split]
+        _, failed = blessing_decision(_gate_view(by_model[CANDIDATE]),
+                                      by_model.get(BASELINE) and _gate_view(by_model[BASELINE]),
+                                      split_gate)
+        failures += failed if split == main_split else [f"split {split!r}: {f}" for f in failed]
+    return not failures, failures
 
 
 def _gate_view(scored: dict) -> dict:
@@ -67,42 +98,57 @@ def SvhnEvaluator(
     max_accuracy_drop: tfx.dsl.components.Parameter[float] = Gates.max_accuracy_drop,
     max_ece_rise: tfx.dsl.components.Parameter[float] = Gates.max_ece_rise,
     max_auroc_drop: tfx.dsl.components.Parameter[float] = Gates.max_auroc_drop,
+    split_gates: tfx.dsl.components.Parameter[str] = "",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     gates = Gates(min_accuracy, max_ece, min_no_digit_auroc, max_accuracy_drop, max_ece_rise,
                   max_auroc_drop)
+    named_gates = parse_split_gates(split_gates)
+    splits = eval_splits(artifact_utils.decode_split_names(examples.split_names), eval_split)
     model_dirs = {CANDIDATE: path_utils.serving_model_path(model.uri)}
     if baseline_model is not None:
         model_dirs[BASELINE] = path_utils.serving_model_path(baseline_model.uri)
-    pattern = os.path.join(artifact_utils.get_split_uri([examples], eval_split), "*")
     results_prefix = os.path.join(evaluation.uri, RESULTS_PREFIX)
     with beam_pipeline as p:
-        _ = (p
-             | "ReadExamples" >> beam.io.ReadFromTFRecord(pattern)
+        tagged = [p
+                  | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
+                      os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+                  | f"Tag[{split}]" >> beam.Map(lambda record, s=split: (s, record))
+                  for split in splits]
+        _ = (tagged
+             | "AllSplits" >> beam.Flatten()
              | "Score" >> TrustMetrics(model_dirs)
-             | "ToJson" >> beam.MapTuple(lambda name, metrics: json.dumps([name, metrics]))
+             | "ToJson" >> beam.MapTuple(
+                 lambda key, metrics: json.dumps([key[0], key[1], metrics]))
              | "Write" >> beam.io.WriteToText(results_prefix))
     results = _read_results(results_prefix)
-    for name, path in model_dirs.items():
-        results[name]["uri"] = path
+    for by_model in results.values():
+        for name, path in model_dirs.items():
+            by_model[name]["uri"] = path
 
-    candidate, baseline = results[CANDIDATE], results.get(BASELINE)
-    blessed, failures = blessing_decision(
-        _gate_view(candidate), baseline and _gate_view(baseline), gates)
+    candidate, baseline = results[eval_split][CANDIDATE], results[eval_split].get(BASELINE)
+    blessed, failures = _decide(results, eval_split, gates, named_gates)
     if baseline_model is not None and baseline_model.id == model.id:
         # A re-run whose trainer was cached: the candidate *is* the blessed model. Blessing
         # it again would only make Pusher push a duplicate version.
         blessed = False
         failures.append(f"the candidate is the blessed baseline itself (model artifact "
                         f"{model.id}), already pushed: nothing new to push")
+    # candidate / baseline: the main eval split, as before; splits: every eval split.
     report = {"blessed": blessed, "failed_gates": failures, "gates": dataclasses.asdict(gates),
-              "eval_split": eval_split, "candidate": candidate, "baseline": baseline}
+              "split_gates": {s: dataclasses.asdict(g) for s, g in named_gates.items()},
+              "eval_split": eval_split, "candidate": candidate, "baseline": baseline,
+              "splits": {split: {"candidate": results[split][CANDIDATE],
+                                 "baseline": results[split].get(BASELINE)} for split in splits}}
 
     local = tempfile.mkdtemp(prefix="svhn-evaluation-")
     try:
         with open(os.path.join(local, METRICS_FILE), "w") as f:
             json.dump(report, f, indent=2)
         images = report_writer.write_plots(local, candidate)
+        for split in splits[1:]:
+            images.update(report_writer.write_split_plots(
+                local, split, report["splits"][split][CANDIDATE]))
         report_writer.write_html(local, report, images)
         _publish(local, evaluation.uri)
     finally:
@@ -118,10 +164,12 @@ def SvhnEvaluator(
         blessing.set_string_custom_property("baseline_model", baseline_model.uri)
         blessing.set_int_custom_property("baseline_model_id", baseline_model.id)
 
-    for name, scored in ((CANDIDATE, candidate), (BASELINE, baseline)):
-        if scored:
-            for line in report_writer.headline_lines(name, scored):
-                logging.info("SvhnEvaluator: %s", line)
+    for split in splits:
+        for name in (CANDIDATE, BASELINE):
+            scored = report["splits"][split][name]
+            if scored:
+                for line in report_writer.headline_lines(f"{name} on {split!r}", scored):
+                    logging.info("SvhnEvaluator: %s", line)
     logging.info("SvhnEvaluator: report %s",
                  os.path.join(evaluation.uri, report_writer.REPORT_HTML))
     if blessed:

@@ -34,7 +34,9 @@ def model_calibration(loaded) -> dict:
 
 
 class PredictFn(beam.DoFn):
-    """Batches of serialized tf.Examples -> (model name, scored batch)."""
+    """Batches of (split, serialized tf.Example) -> ((model name, split), scored batch).
+
+    Records of several splits share a batch, so the models are loaded and called once."""
 
     def __init__(self, model_dirs: dict):
         self._model_dirs = model_dirs
@@ -50,21 +52,25 @@ class PredictFn(beam.DoFn):
             self._models[name] = (loaded, loaded.signatures[SERVING_SIGNATURE],
                                   model_calibration(loaded))
 
-    def process(self, serialized_batch):
+    def process(self, batch):
         tf = self._tf
-        images, labels = [], []
-        for serialized in serialized_batch:
+        splits, images, labels = [], [], []
+        for split, serialized in batch:
             feature = tf.train.Example.FromString(serialized).features.feature
+            splits.append(split)
             images.append(feature[schema.IMAGE_KEY].bytes_list.value[0])
             labels.append(feature[schema.LABEL_KEY].int64_list.value[0])
-        labels = np.asarray(labels, np.int64)
+        splits, labels = np.asarray(splits), np.asarray(labels, np.int64)
         ids = [base64.b64encode(image).decode() for image in images]  # for the mistakes grid
         for name, (_, signature, calibration) in self._models.items():
             probabilities = signature(**{IMAGE_BYTES_INPUT: tf.constant(images)})[
                 "probabilities"].numpy().astype(np.float64)
             uncalibrated = trust.softmax(
                 calibration["temperature"] * np.log(np.maximum(probabilities, trust.PROB_FLOOR)))
-            yield name, (labels, probabilities, uncalibrated, ids, calibration)
+            for split in sorted(set(splits)):
+                rows = np.flatnonzero(splits == split)
+                yield (name, str(split)), (labels[rows], probabilities[rows], uncalibrated[rows],
+                                           [ids[i] for i in rows], calibration)
 
 
 class TrustCombineFn(beam.CombineFn):
@@ -98,7 +104,8 @@ class TrustCombineFn(beam.CombineFn):
 
 @beam.ptransform_fn
 def TrustMetrics(pcoll, model_dirs: dict):  # pylint: disable=invalid-name
-    """Serialized tf.Examples -> (model name, {calibrated, uncalibrated} metrics)."""
+    """(split, serialized tf.Example) -> ((model name, split), {calibrated, uncalibrated}
+    metrics)."""
     return (pcoll
             | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
             | "Predict" >> beam.ParDo(PredictFn(model_dirs))

@@ -51,6 +51,16 @@ def _thumbnail(image_b64: str) -> np.ndarray:
         return np.asarray(image.convert("RGB").resize((MISTAKE_TILE_PX, MISTAKE_TILE_PX)))
 
 
+def write_split_plots(out_dir: str, split: str, scored: dict) -> dict:
+    """The candidate's reliability diagram on one more eval split; returns {title: file}."""
+    metrics = scored["calibrated"]
+    name = f"reliability-{split}.png"
+    plots.reliability_diagram(metrics["reliability"], os.path.join(out_dir, name),
+                              f"Split '{split}': calibrated (T={scored['temperature']:.2f}), "
+                              f"ECE {_fmt('{:.3f}', metrics['ece'])}")
+    return {f"Reliability on split '{split}', calibrated": name}
+
+
 def write_plots(out_dir: str, scored: dict) -> dict:
     """The candidate's PNGs; returns {title: file name}."""
     metrics, raw = scored["calibrated"], scored["uncalibrated"]
@@ -83,10 +93,7 @@ def write_plots(out_dir: str, scored: dict) -> dict:
     return written
 
 
-def write_html(out_dir: str, report: dict, images: dict) -> str:
-    models = [("candidate", report["candidate"])]
-    if report["baseline"]:
-        models.append(("baseline", report["baseline"]))
+def _metrics_table(models: list) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(label)}</td>" +
         "".join(f"<td>{_fmt(fmt, m['calibrated'][key])}</td>" for _, m in models) + "</tr>"
@@ -95,6 +102,30 @@ def write_html(out_dir: str, report: dict, images: dict) -> str:
         f"<td>{m['temperature']:.3f}</td>" for _, m in models) + "</tr>"
     rows += "<tr><td>ECE before temperature scaling</td>" + "".join(
         f"<td>{_fmt('{:.4f}', m['uncalibrated']['ece'])}</td>" for _, m in models) + "</tr>"
+    per_class = "".join(
+        f"<tr><td>accuracy on {html.escape(name)}</td>" + "".join(
+            f"<td>{_fmt('{:.3f}', m['calibrated']['per_class_accuracy'][k])}</td>"
+            for _, m in models) + "</tr>" for k, name in enumerate(CLASS_NAMES))
+    return (f"<table><tr><th></th>{''.join(f'<th>{n}</th>' for n, _ in models)}</tr>{rows}"
+            f"{per_class}</table>")
+
+
+def _split_section(split: str, by_model: dict, main: bool, gates) -> str:
+    models = [(name, by_model[name]) for name in ("candidate", "baseline") if by_model.get(name)]
+    role = "main eval split, default gates" if main else (
+        f"gates: {html.escape(str(gates))}" if gates else "reported, not gated")
+    count = by_model["candidate"]["calibrated"]["count"]
+    return (f"<h2>Split '{html.escape(split)}'</h2><p>{count} examples ({role}).</p>"
+            f"{_metrics_table(models)}")
+
+
+def write_html(out_dir: str, report: dict, images: dict) -> str:
+    splits = report.get("splits") or {report["eval_split"]: {
+        "candidate": report["candidate"], "baseline": report["baseline"]}}
+    sections = "".join(
+        _split_section(split, by_model, split == report["eval_split"],
+                       report.get("split_gates", {}).get(split))
+        for split, by_model in splits.items())
     verdict = "BLESSED" if report["blessed"] else "NOT BLESSED: " + "; ".join(
         report["failed_gates"])
     figures = "".join(f"<figure><img src='{name}'><figcaption>{html.escape(title)}"
@@ -103,9 +134,9 @@ def write_html(out_dir: str, report: dict, images: dict) -> str:
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}} td,th{{padding:2px 10px}}
 figure{{display:inline-block;margin:8px}} img{{max-width:500px}}</style>
 <h1>svhn-tfx evaluation</h1><p><b>{html.escape(verdict)}</b></p>
-<p>{report['candidate']['calibrated']['count']} examples of split
-'{html.escape(report['eval_split'])}'. Gates: {html.escape(str(report['gates']))}</p>
-<table><tr><th></th>{''.join(f'<th>{n}</th>' for n, _ in models)}</tr>{rows}</table>
+<p>Default gates (split '{html.escape(report['eval_split'])}'):
+{html.escape(str(report['gates']))}</p>{sections}
+<h2>Plots: the candidate</h2>
 {figures}<p>All numbers: <a href="metrics.json">metrics.json</a></p>"""
     path = os.path.join(out_dir, REPORT_HTML)
     with open(path, "w") as f:
