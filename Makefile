@@ -17,13 +17,14 @@ export PYTHONWARNINGS ?= ignore::FutureWarning
 PIPELINE_NAME ?= svhn-tfx
 DATA := $(SVHN_TFX_ROOT)/data
 
-.PHONY: help venv demo data pipeline serve-demo test bench bench-quick lock clean
+.PHONY: help venv demo data pipeline serve-demo test bench bench-quick pretrain lock clean
 
 help:
 	@echo "make demo   generate data, run the TFX pipeline (tfx CLI, local engine), serve and query the model"
 	@echo "make test   run the test suite"
 	@echo "make bench  run every benchmark (long); results in bench/RESULTS.md"
 	@echo "make bench-quick  a smoke run of the benchmarks at tiny sizes (a few minutes)"
+	@echo "make pretrain  remake pretrained/ (the weights make demo warm-starts from), generated data only"
 	@echo "make clean  remove $(SVHN_TFX_ROOT) (pipeline outputs, MLMD, pushed models)"
 
 venv: $(VENV)/.installed
@@ -42,6 +43,11 @@ data: venv
 		$(BIN)/svhn-tfx-data synthetic --out "$(DATA)" --overwrite \
 			--train $${SVHN_TFX_DEMO_TRAIN:-20000} --eval $${SVHN_TFX_DEMO_EVAL:-2000}; \
 	fi
+	@# SVHN_TFX_REAL_DIR: a folder of the user's labelled real crops (<0-9|none>/*.png), added
+	@# as the eval split "real" and reported on its own (written once; rm -r $(DATA)/real to redo)
+	@if [ -n "$$SVHN_TFX_REAL_DIR" ] && [ ! -d "$(DATA)/real" ]; then \
+		$(BIN)/svhn-tfx-data folder "$$SVHN_TFX_REAL_DIR" --out "$(DATA)" --split real; \
+	fi
 
 pipeline: data
 	@if [ -d "$(LOCAL_HOME)/$(PIPELINE_NAME)" ]; then \
@@ -55,6 +61,9 @@ serve-demo: venv
 	$(BIN)/svhn-tfx-demo
 
 demo: pipeline serve-demo
+
+pretrain: venv
+	$(BIN)/python -m pipeline.pretrain_runner
 
 test: venv
 	$(BIN)/python -m pytest

@@ -8,7 +8,7 @@ CLI runs ``local_runner.py`` without arguments.
 import os
 import shlex
 
-from components.evaluator.blessing import Gates
+from components.evaluator.blessing import Gates, parse_split_gates
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,6 +21,10 @@ ARTIFACTS_ROOT = os.path.abspath(
 DATA_ROOT = os.path.abspath(os.environ.get("SVHN_TFX_DATA", os.path.join(ARTIFACTS_ROOT, "data")))
 PIPELINE_ROOT = os.path.join(ARTIFACTS_ROOT, "pipelines", PIPELINE_NAME)
 METADATA_PATH = os.path.join(ARTIFACTS_ROOT, "metadata", PIPELINE_NAME, "metadata.db")
+# The splits to ingest, e.g. "train,eval,calibration,real". Unset: every split folder found in
+# DATA_ROOT when the pipeline is built (a compiled Kubeflow/Vertex pipeline takes train,eval).
+SPLITS = tuple(s.strip() for s in os.environ["SVHN_TFX_SPLITS"].split(",") if s.strip()) \
+    if os.environ.get("SVHN_TFX_SPLITS") else None
 # Pusher writes <SERVING_ROOT>/<MODEL_NAME>/<version>/: TF Serving's --model_base_path.
 SERVING_ROOT = os.path.join(ARTIFACTS_ROOT, "serving")
 SERVING_MODEL_DIR = os.path.join(SERVING_ROOT, MODEL_NAME)
@@ -33,6 +37,18 @@ DEMO_EVAL_EXAMPLES = int(os.environ.get("SVHN_TFX_DEMO_EVAL", "2000"))
 TRAIN_STEPS = int(os.environ.get("SVHN_TFX_TRAIN_STEPS", "3000"))
 BATCH_SIZE = 128
 LEARNING_RATE = 3e-3  # peak of a cosine decay over TRAIN_STEPS
+
+# Warm start: the Trainer starts from the weights in this folder (``weights.h5``), which
+# `make pretrain` made from generated data only (see pretrained/README.md). Set
+# SVHN_TFX_WARM_START= (empty) to train from scratch.
+PRETRAINED_DIR = os.path.join(_REPO_ROOT, "pretrained")
+WARM_START_DIR = os.environ.get("SVHN_TFX_WARM_START", PRETRAINED_DIR if os.path.isdir(
+    PRETRAINED_DIR) else "") or None
+# `make pretrain`: the longer recipe those weights come from (generated data only).
+PRETRAIN_TRAIN_EXAMPLES = int(os.environ.get("SVHN_TFX_PRETRAIN_TRAIN", "100000"))
+PRETRAIN_EVAL_EXAMPLES = 4000
+PRETRAIN_STEPS = int(os.environ.get("SVHN_TFX_PRETRAIN_STEPS", "9000"))
+PRETRAIN_SEED = 100   # a different generator seed from the demo's data
 
 # Calibration: the abstention threshold is chosen so that at most TARGET_RISK of the digits
 # the model answers (on held-out data) are wrong.
@@ -48,6 +64,11 @@ GATES = Gates(
     max_ece_rise=0.01,
     max_auroc_drop=0.01,
 )
+
+# Gates on other eval splits, by name: JSON, e.g.
+#   SVHN_TFX_SPLIT_GATES='{"real": {"min_accuracy": 0.85, "max_ece": 0.08}}'
+# (a gate left out is open). A split a gate names must be in the data.
+SPLIT_GATES = parse_split_gates(os.environ.get("SVHN_TFX_SPLIT_GATES", ""))
 
 # Beam: DirectRunner on this machine by default. For a cluster pass e.g.
 #   SVHN_TFX_BEAM_ARGS="--runner=FlinkRunner --flink_master=host:8081 --environment_type=LOOPBACK"

@@ -10,6 +10,7 @@ import sys
 import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 from tfx import v1 as tfx
 
+import schema
 from pipeline import configs, svhn_pipeline
 
 DEFAULT_OUTPUT = "svhn_tfx_pipeline.json"
@@ -19,7 +20,10 @@ def compile_pipeline(output_filename: str = DEFAULT_OUTPUT, image: str = configs
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_filename=output_filename)
-    return runner.run(svhn_pipeline.create_configured_pipeline())
+    # A compiled pipeline cannot look into the data root: it ingests SVHN_TFX_SPLITS, or
+    # train and eval.
+    return runner.run(svhn_pipeline.create_configured_pipeline(
+        splits=configs.SPLITS or (schema.TRAIN_SPLIT, schema.EVAL_SPLIT)))
 
 
 if __name__ == "__main__":

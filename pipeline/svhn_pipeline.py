@@ -1,14 +1,15 @@
 """Wires the svhn-tfx components into a TFX pipeline; no logic lives here."""
 import dataclasses
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from tfx import v1 as tfx
 
 import schema
 from components.anomaly_gate import AnomalyGate
-from components.evaluator.blessing import Gates
+from components.data.records import find_splits
+from components.evaluator.blessing import Gates, split_gates_json
 from components.evaluator.component import SvhnEvaluator
-from components.trainer.component import SvhnTrainer
+from components.trainer.component import SvhnTrainer, weights_fingerprint
 
 PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
 RECORD_GLOB = "*.tfrecord.gz"
@@ -23,17 +24,21 @@ def create_pipeline(
     batch_size: int,
     learning_rate: float,
     gates: Gates = Gates(),
+    split_gates: Optional[Dict[str, Gates]] = None,
     target_risk: float = 0.01,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
+    splits: Optional[Sequence[str]] = None,
+    warm_start_dir: Optional[str] = None,
 ) -> tfx.dsl.Pipeline:
+    # Every split is ingested: train, eval, and the optional calibration split and extra eval
+    # splits (e.g. the user's real crops). Unnamed, they are the split folders found now.
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root,
         input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name="train", pattern=f"train/{RECORD_GLOB}"),
-            tfx.proto.Input.Split(name="eval", pattern=f"eval/{RECORD_GLOB}"),
-        ]))
+            tfx.proto.Input.Split(name=split, pattern=f"{split}/{RECORD_GLOB}")
+            for split in (splits or find_splits(data_root))]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema.SCHEMA_PATH)
     example_validator = tfx.components.ExampleValidator(
@@ -53,8 +58,16 @@ def create_pipeline(
         materialize=False)
     transform.add_upstream_node(anomaly_gate)
 
+    # Warm start: the weights are imported as a Model artifact, named by their hash, so that
+    # new weights in the same folder make a new artifact (and a Trainer cache miss).
+    base_model = tfx.dsl.Importer(
+        source_uri=warm_start_dir, artifact_type=tfx.types.standard_artifacts.Model,
+        custom_properties={"sha256": weights_fingerprint(warm_start_dir)},
+    ).with_id("warm_start_importer") if warm_start_dir else None
+
     trainer = SvhnTrainer(
         examples=example_gen.outputs["examples"],
+        base_model=base_model.outputs["result"] if base_model else None,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_steps=train_steps,
@@ -72,6 +85,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         baseline_model=model_resolver.outputs["model"],
+        split_gates=split_gates_json(split_gates or {}),
         **dataclasses.asdict(gates))
 
     pusher = tfx.components.Pusher(
@@ -84,7 +98,8 @@ def create_pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
-                    transform, trainer, model_resolver, evaluator, pusher],
+                    transform] + ([base_model] if base_model else []) + [
+                        trainer, model_resolver, evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])
@@ -102,7 +117,10 @@ def create_configured_pipeline(**overrides) -> tfx.dsl.Pipeline:
         batch_size=configs.BATCH_SIZE,
         learning_rate=configs.LEARNING_RATE,
         gates=configs.GATES,
+        split_gates=configs.SPLIT_GATES,
         target_risk=configs.TARGET_RISK,
-        beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
+        beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
+        splits=configs.SPLITS,
+        warm_start_dir=configs.WARM_START_DIR)
     settings.update(overrides)
     return create_pipeline(**settings)

@@ -7,6 +7,7 @@ client, prints each answer, and stops the server.
 """
 import argparse
 import glob
+import json
 import os
 import socket
 import subprocess
@@ -47,6 +48,32 @@ def write_samples(out_dir: str) -> list:
     for name, pixels in no_digit.items():
         samples.append((_save(pixels, os.path.join(out_dir, name), 64), schema.NO_DIGIT))
     return samples
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def print_split_metrics(metrics_path: str) -> None:
+    """The evaluated model on each eval split: the generated one and, given, the user's."""
+    with open(metrics_path) as f:
+        report = json.load(f)
+    splits = report.get("splits") or {report["eval_split"]: {"candidate": report["candidate"]}}
+    verdict = "blessed" if report["blessed"] else "NOT blessed"
+    print(f"\nthe evaluated model on each eval split ({verdict}):")
+    print(f"{'split':<10} {'images':>6} {'accuracy':>8} {'no-digit':>8} {'ECE':>6} "
+          f"{'coverage':>8} {'risk':>6} {'AUROC':>6}")
+    for split, by_model in splits.items():
+        m = by_model["candidate"]["calibrated"]
+        confusion = m["confusion"]
+        digits = sum(sum(row) for row in confusion[:schema.NO_DIGIT])
+        called_none = sum(row[schema.NO_DIGIT] for row in confusion[:schema.NO_DIGIT])
+        print(f"{split:<10} {m['count']:>6} {_number(m['accuracy']):>8} "
+              f"{_number(called_none / digits if digits else None):>8} {_number(m['ece']):>6} "
+              f"{_number(m['coverage']):>8} {_number(m['risk']):>6} "
+              f"{_number(m['no_digit_auroc']):>6}")
+    print("(no-digit: the share of digit images answered 'no digit'; coverage and risk: "
+          "digits answered at the exported threshold, and the share of them that are wrong)")
 
 
 def _free_port() -> int:
@@ -90,12 +117,13 @@ def main(argv=None) -> int:
         top3 = ", ".join(f"{label}:{p:.2f}" for label, p in result["top3"])
         print(f"{os.path.basename(path):<22} {names.get(expected, str(expected)):<9} "
               f"{result['answer']:<12} {result['probability']:>6.3f}  {top3}")
-    reports = glob.glob(os.path.join(configs.PIPELINE_ROOT, "SvhnEvaluator", "evaluation", "*",
-                                     "report.html"))
-    if reports:
-        latest = max(reports, key=lambda r: int(r.split(os.sep)[-2]))
-        print(f"\nthe evaluator's report (reliability diagram, risk-coverage, confusion, "
-              f"mistakes): {latest}")
+    evaluations = glob.glob(os.path.join(configs.PIPELINE_ROOT, "SvhnEvaluator", "evaluation",
+                                         "*", "metrics.json"))
+    if evaluations:
+        latest = os.path.dirname(max(evaluations, key=lambda r: int(r.split(os.sep)[-2])))
+        print_split_metrics(os.path.join(latest, "metrics.json"))
+        print(f"\nthe evaluator's report (reliability diagrams, risk-coverage, confusion, "
+              f"mistakes): {os.path.join(latest, 'report.html')}")
     print("\nprob: the calibrated probability of the answer; 'unsure' means the model's best "
           "digit is below the abstention threshold it was exported with.")
     return 0

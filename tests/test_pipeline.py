@@ -290,3 +290,98 @@ def test_an_unblessed_model_is_not_pushed_and_the_run_says_why(run):
     blessing = ph.latest_output(run, "SvhnEvaluator", "blessing")
     assert os.path.isfile(os.path.join(blessing, "NOT_BLESSED"))
     assert len(ph.pushed_versions(run)) == 1  # still only the first run's model
+
+
+# --- A data root with a calibration split and one more eval split ---------------------------
+
+EXTRA_SPLIT = "extra"
+CALIBRATION_EXAMPLES, EXTRA_EXAMPLES = 120, 80
+
+
+@pytest.fixture(scope="module")
+def split_run(tmp_path_factory, run):
+    """A short run (in-memory Beam) on a data root that also holds the user's calibration
+    crops and one more eval split, with a gate on that split no model can pass; it
+    warm-starts from the first run's model."""
+    from components.data.records import write_split
+    root = tmp_path_factory.mktemp("splits")
+    data = root / "data"
+    ph.write_synthetic_data(data, train=400, eval_=100)
+    write_split(generate(CALIBRATION_EXAMPLES, seed=77), str(data), schema.CALIBRATION_SPLIT)
+    write_split(generate(EXTRA_EXAMPLES, seed=78), str(data), EXTRA_SPLIT)
+    ph.run_pipeline(root, data, ph.IN_MEMORY_BEAM_ARGS, train_steps=30, name="test-splits",
+                    split_gates={EXTRA_SPLIT: dataclasses.replace(ph.OPEN_GATES,
+                                                                  min_accuracy=1.01)},
+                    warm_start_dir=ph.latest_output(run, "SvhnTrainer", "model"))
+    return root
+
+
+def _split_report(root) -> dict:
+    with open(os.path.join(ph.latest_output(root, "SvhnEvaluator", "evaluation"),
+                           "metrics.json")) as f:
+        return json.load(f)
+
+
+def test_a_calibration_split_is_what_t_and_the_threshold_are_fitted_on(split_run):
+    from components.evaluator import trust
+    model_dir = ph.latest_output(split_run, "SvhnTrainer", "model")
+    with open(os.path.join(model_dir, "calibration.json")) as f:
+        calibration = json.load(f)
+    assert calibration["fitted_on"] == f"split '{schema.CALIBRATION_SPLIT}'"
+    assert calibration["examples"] == CALIBRATION_EXAMPLES
+    # T minimises NLL on exactly those records, through the exported model.
+    loaded = tf.saved_model.load(os.path.join(model_dir, "Format-Serving"))
+    records = list(read_split(os.path.join(split_run, "data", schema.CALIBRATION_SPLIT)))
+    images = loaded.signatures["preprocess"](image_bytes=tf.constant([r for r, _ in records]))[
+        TRANSFORMED_IMAGE_KEY]
+    logits, labels = loaded.model(images, training=False).numpy(), np.array([l for _, l in records])
+    temperature = float(loaded.temperature.numpy())
+    assert temperature == pytest.approx(calibration["temperature"], rel=1e-6)
+    assert trust.nll(trust.softmax(logits, temperature), labels) <= min(
+        trust.nll(trust.softmax(logits, t), labels)
+        for t in (temperature * 0.9, temperature * 1.1)) + 1e-6
+
+
+def test_every_eval_split_is_reported_on_its_own(split_run):
+    report = _split_report(split_run)
+    # train and calibration are fitted on, so they are not evaluation data
+    assert list(report["splits"]) == [schema.EVAL_SPLIT, EXTRA_SPLIT]
+    assert report["splits"][schema.EVAL_SPLIT]["candidate"]["calibrated"]["count"] == 100
+    assert report["splits"][EXTRA_SPLIT]["candidate"]["calibrated"]["count"] == EXTRA_EXAMPLES
+    assert report["candidate"] == report["splits"][schema.EVAL_SPLIT]["candidate"]
+    evaluation = ph.latest_output(split_run, "SvhnEvaluator", "evaluation")
+    with open(os.path.join(evaluation, "report.html")) as f:
+        page = f.read()
+    assert f"Split '{EXTRA_SPLIT}'" in page and f"reliability-{EXTRA_SPLIT}.png" in page
+    assert os.path.getsize(os.path.join(evaluation, f"reliability-{EXTRA_SPLIT}.png")) > 1000
+
+
+def test_a_gate_on_a_named_split_blocks_a_model_that_fails_it(split_run):
+    report = _split_report(split_run)
+    assert report["blessed"] is False
+    assert report["failed_gates"] == [
+        f"split '{EXTRA_SPLIT}': accuracy "
+        f"{report['splits'][EXTRA_SPLIT]['candidate']['calibrated']['accuracy']:.4f} is below "
+        f"the threshold 1.0100"]   # and only that: the main split's gates are open
+    assert os.path.isfile(os.path.join(ph.latest_output(split_run, "SvhnEvaluator", "blessing"),
+                                       "NOT_BLESSED"))
+    assert ph.pushed_versions(split_run) == []
+
+
+def _first_kernel(model_dir):
+    import h5py
+    from components.trainer.component import WEIGHTS_FILE
+    with h5py.File(os.path.join(model_dir, WEIGHTS_FILE), "r") as f:
+        kernels = []
+        f.visititems(lambda name, item: kernels.append(np.array(item)) if isinstance(
+            item, h5py.Dataset) and item.ndim == 4 else None)
+    return kernels[0].ravel()
+
+
+def test_a_warm_started_trainer_starts_from_the_base_weights(run, split_run):
+    base = ph.latest_output(run, "SvhnTrainer", "model")
+    tuned = ph.latest_output(split_run, "SvhnTrainer", "model")
+    a, b = _first_kernel(base), _first_kernel(tuned)
+    assert not np.array_equal(a, b)   # it trained
+    # 30 steps move the first layer a little; a fresh initialisation would be uncorrelated
+    assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.8
