@@ -21,16 +21,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import components  # noqa: E402,F401
-from bench import quality, scaling, serving, training, transform  # noqa: E402
+from bench import ablation, quality, scaling, serving, training, transform  # noqa: E402
 from bench.component_times import component_seconds  # noqa: E402
 from pipeline import configs  # noqa: E402
 
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
 RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
 FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
-ORDER = ["quality", "training", "transform", "serving", "end_to_end", "scaling"]
+DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
+ORDER = ["quality", "ablation", "training", "transform", "serving", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
+    "ablation": "1b. Generator ablations on real crops",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
     "serving": "4. Serving",
@@ -38,9 +40,11 @@ TITLES = {
     "scaling": "6. Scaling",
 }
 FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=200,
-            serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000))
+            serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000),
+            ablation_train=20_000, ablation_steps=1_500)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
-             scaling_sizes=())
+             scaling_sizes=(), ablation_train=300, ablation_steps=10)
+PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
 
 
 def machine() -> dict:
@@ -57,8 +61,8 @@ def save(name: str, result: dict, quick: bool) -> None:
 
 
 def tables(results_dir: str) -> str:
-    modules = {"quality": quality, "training": training, "transform": transform,
-               "serving": serving, "scaling": scaling}
+    modules = {"quality": quality, "ablation": ablation, "training": training,
+               "transform": transform, "serving": serving, "scaling": scaling}
     parts = []
     for name in ORDER:
         path = os.path.join(results_dir, f"{name}.json")
@@ -122,23 +126,33 @@ def main(argv=None) -> int:
     model_dir = None
     quality_root = os.path.join(work, "quality")
     if {"quality", "training", "transform", "serving", "scaling"} & set(selected):
-        settings = quality.SETTINGS if not args.quick else dict(
-            list(quality.SETTINGS.items())[:1])
-        if "quality" in selected or not glob.glob(os.path.join(quality_root, "*", "pipeline")):
-            print(f"bench: quality ({len(settings)} generator settings, {size['train']} images, "
-                  f"{size['steps']} steps each)", flush=True)
-            result = quality.run(quality_root, FORMAT1_DIR, args.svhn_test_mat, size["train"],
-                                 size["eval"], size["steps"], settings,
-                                 [] if args.quick else None)  # quick: Beam in-process
+        if "quality" in selected or not glob.glob(os.path.join(quality_root, "pipeline")):
+            print(f"bench: quality (the make demo recipe: {size['train']} images, "
+                  f"{size['steps']} steps)", flush=True)
+            demo_model = quality.train_demo_recipe(quality_root, size["train"], size["eval"],
+                                                   size["steps"],
+                                                   [] if args.quick else None)  # quick: in-process
+            models = {"make demo recipe": (demo_model, os.path.join(quality_root, "pipeline"))}
+            if glob.glob(os.path.join(PRETRAIN_PIPELINE_ROOT, "SvhnTrainer", "model", "*")):
+                models["make pretrain recipe (the weights demo warm-starts from)"] = (
+                    quality.newest_model(PRETRAIN_PIPELINE_ROOT), PRETRAIN_PIPELINE_ROOT)
+            result = quality.run(models, DEV_DIR, FORMAT1_DIR, args.svhn_test_mat)
             save("quality", result, args.quick)
             print(quality.table(result), flush=True)
-        default_root = os.path.join(quality_root, "default")
+        default_root = quality_root
 
         def newest(*parts):
             found = glob.glob(os.path.join(default_root, "pipeline", *parts))
             return max(found, key=lambda u: int(u.split(os.sep)[-1 if parts[-1] == "*" else -2]))
         model_dir = newest("SvhnTrainer", "model", "*", "Format-Serving")
 
+    if "ablation" in selected:
+        print("bench: generator ablations on real crops", flush=True)
+        rows = ablation.ROWS if not args.quick else dict(list(ablation.ROWS.items())[:1])
+        result = ablation.run(DEV_DIR, FORMAT1_DIR, size["ablation_train"],
+                              size["ablation_steps"], rows)
+        save("ablation", result, args.quick)
+        print(ablation.table(result), flush=True)
     if "training" in selected:
         print("bench: training throughput", flush=True)
         result = training.run(newest("ImportExampleGen", "examples", "*"),
@@ -158,7 +172,8 @@ def main(argv=None) -> int:
         base = os.path.join(work, "serving", "models")
         shutil.rmtree(base, ignore_errors=True)
         shutil.copytree(model_dir, os.path.join(base, "1"))
-        sample = next(iter(quality.real_test_sets(FORMAT1_DIR).values()), ([None], None))[0][0]
+        real = quality.real_dev_sets(DEV_DIR, FORMAT1_DIR)
+        sample = real["digits"][0] if real else None
         if sample is None:
             from components.data.synthetic import generate
             sample = next(generate(1, seed=0)).image

@@ -33,21 +33,23 @@ SERVING_MODEL_DIR = os.path.join(SERVING_ROOT, MODEL_NAME)
 DEMO_TRAIN_EXAMPLES = int(os.environ.get("SVHN_TFX_DEMO_TRAIN", "20000"))
 DEMO_EVAL_EXAMPLES = int(os.environ.get("SVHN_TFX_DEMO_EVAL", "2000"))
 
-# Trainer.
-TRAIN_STEPS = int(os.environ.get("SVHN_TFX_TRAIN_STEPS", "3000"))
-BATCH_SIZE = 128
-LEARNING_RATE = 3e-3  # peak of a cosine decay over TRAIN_STEPS
-
 # Warm start: the Trainer starts from the weights in this folder (``weights.h5``), which
 # `make pretrain` made from generated data only (see pretrained/README.md). Set
 # SVHN_TFX_WARM_START= (empty) to train from scratch.
 PRETRAINED_DIR = os.path.join(_REPO_ROOT, "pretrained")
 WARM_START_DIR = os.environ.get("SVHN_TFX_WARM_START", PRETRAINED_DIR if os.path.isdir(
     PRETRAINED_DIR) else "") or None
-# `make pretrain`: the longer recipe those weights come from (generated data only).
+
+# Trainer. Warm-started, it fine-tunes: fewer steps at a lower peak rate than from scratch.
+TRAIN_STEPS = int(os.environ.get("SVHN_TFX_TRAIN_STEPS", "1000" if WARM_START_DIR else "3000"))
+BATCH_SIZE = 128
+LEARNING_RATE = 1e-3 if WARM_START_DIR else 3e-3  # peak of a cosine decay over TRAIN_STEPS
+
+# `make pretrain`: the longer recipe the warm-start weights come from (generated data only).
 PRETRAIN_TRAIN_EXAMPLES = int(os.environ.get("SVHN_TFX_PRETRAIN_TRAIN", "100000"))
 PRETRAIN_EVAL_EXAMPLES = 4000
 PRETRAIN_STEPS = int(os.environ.get("SVHN_TFX_PRETRAIN_STEPS", "9000"))
+PRETRAIN_LEARNING_RATE = 3e-3
 PRETRAIN_SEED = 100   # a different generator seed from the demo's data
 
 # Calibration: the abstention threshold is chosen so that at most TARGET_RISK of the digits

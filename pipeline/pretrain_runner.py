@@ -59,7 +59,8 @@ def run() -> str:
     tfx.orchestration.LocalDagRunner().run(svhn_pipeline.create_configured_pipeline(
         pipeline_name=NAME, pipeline_root=os.path.join(ROOT, "pipeline"), data_root=data_root,
         serving_model_dir=os.path.join(ROOT, "serving"), splits=None, warm_start_dir=None,
-        train_steps=configs.PRETRAIN_STEPS, gates=OPEN_GATES, split_gates={},
+        train_steps=configs.PRETRAIN_STEPS, learning_rate=configs.PRETRAIN_LEARNING_RATE,
+        gates=OPEN_GATES, split_gates={},
         metadata_connection_config=tfx.orchestration.metadata
         .sqlite_metadata_connection_config(metadata_path)))
     model_dir, report = _trained_model()
@@ -72,7 +73,7 @@ def run() -> str:
         "data": f"generated only: {configs.PRETRAIN_TRAIN_EXAMPLES} training images, generator "
                 f"seed {configs.PRETRAIN_SEED} (components/data/synthetic.py)",
         "train_steps": configs.PRETRAIN_STEPS, "batch_size": configs.BATCH_SIZE,
-        "learning_rate": configs.LEARNING_RATE,
+        "learning_rate": configs.PRETRAIN_LEARNING_RATE,
         "generated_eval": {k: report["candidate"]["calibrated"][k]
                            for k in ("count", "accuracy", "ece", "no_digit_auroc")},
         "source_model": model_dir,

@@ -1,0 +1,114 @@
+"""Generator ablations, scored on real SVHN crops: which choices of the generator help.
+
+Each row generates a training set with one ``GeneratorSettings``, trains the project's CNN
+(``build_model``) on it in memory for a fixed number of steps, fits the temperature and the
+abstention threshold on a generated hold-out (as the Trainer does), and scores the result on
+the real development crops (``../shared/data/svhn-real-dev``, never trained on) and the real
+background crops of the shared format-1 photos. Images go through the same Transform graph
+function the pipeline embeds (``preprocess_images``), so the numbers are those the pipeline
+would get for the same recipe; the pipeline itself is what ``quality.py`` runs.
+"""
+import dataclasses
+import os
+import time
+
+import numpy as np
+
+import components  # noqa: F401
+from bench import quality
+from components.data import synthetic
+from components.data.synthetic import GeneratorSettings
+from pipeline import configs
+
+HOLD_OUT_EVERY = 10      # one generated image in ten fits T and the threshold
+DECODE_BATCH = 512
+SHUFFLE_BUFFER = 20_000
+FONTS_BEFORE = tuple((face, 1.0) for face in (   # the generator's fonts until issue 10
+    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf", "cmr10.ttf", "cmb10.ttf",
+    "cmss10.ttf", "cmtt10.ttf"))
+
+# Each row changes one thing against the current default, to show what that thing is worth.
+ROWS = {
+    "default": {},
+    "digits as small as before (0.4-0.9 of the crop)": dict(digit_height=(0.4, 0.9)),
+    "matplotlib fonts only (11 faces)": dict(fonts=FONTS_BEFORE),
+    "blur and low resolution as before": dict(blur_sigma=1.0, min_source_fraction=0.5,
+                                              low_res_probability=0.45,
+                                              low_contrast_fraction=0.15),
+    "no neighbouring digits": dict(neighbours=False),
+}
+
+
+def decode(blobs) -> np.ndarray:
+    import tensorflow as tf
+    from components.transform.preprocessing import preprocess_images
+    fn = tf.function(preprocess_images)
+    return np.concatenate([fn(tf.constant(blobs[i:i + DECODE_BATCH])).numpy()
+                           for i in range(0, len(blobs), DECODE_BATCH)])
+
+
+def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
+                    seed: int = 0) -> dict:
+    import tensorflow as tf
+    import tf_keras as keras
+    from components.trainer.calibration import calibrate
+    from components.trainer.model import build_model
+    start = time.perf_counter()
+    records = list(synthetic.generate(n, seed, settings, workers=os.cpu_count() or 1))
+    images = decode([r.image for r in records])
+    labels = np.array([r.label for r in records])
+    generated_s = time.perf_counter() - start
+    held_out = np.arange(n) % HOLD_OUT_EVERY == 0
+    keras.utils.set_random_seed(seed)
+    net = build_model(configs.LEARNING_RATE, decay_steps=steps)
+    train = tf.data.Dataset.from_tensor_slices((images[~held_out], labels[~held_out])) \
+        .shuffle(SHUFFLE_BUFFER, seed=seed).repeat().batch(configs.BATCH_SIZE).prefetch(2)
+    start = time.perf_counter()
+    net.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
+    trained_s = time.perf_counter() - start
+    calibration = calibrate(net.predict(images[held_out], verbose=0, batch_size=DECODE_BATCH),
+                            labels[held_out], configs.TARGET_RISK)
+
+    def probabilities(x):
+        logits = net.predict(x, verbose=0, batch_size=DECODE_BATCH)
+        return tf.nn.softmax(logits / calibration["temperature"]).numpy().astype(np.float64)
+
+    scored = quality.real_metrics(probabilities(real["digits"]), real["labels"],
+                                  probabilities(real["backgrounds"]),
+                                  calibration["abstain_threshold"])
+    return {"generated_hold_out_accuracy": calibration["accuracy"],
+            "temperature": calibration["temperature"],
+            "abstain_threshold": calibration["abstain_threshold"],
+            "generate_seconds": round(generated_s), "train_seconds": round(trained_s), **scored}
+
+
+def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None) -> dict:
+    sets = quality.real_dev_sets(dev_dir, format1_dir)
+    if sets is None:
+        return {"skipped": f"no real development crops at {dev_dir}"}
+    real = {"digits": decode(sets["digits"]), "labels": np.asarray(sets["labels"]),
+            "backgrounds": decode(sets["backgrounds"])}
+    results = {}
+    for name, change in (rows or ROWS).items():
+        settings = dataclasses.replace(GeneratorSettings(), **change)
+        print(f"bench: ablation '{name}'", flush=True)
+        results[name] = train_and_score(settings, n, steps, real)
+    return {"train": n, "steps": steps, "rows": results}
+
+
+def table(result: dict) -> str:
+    if "skipped" in result:
+        return f"Skipped: {result['skipped']}."
+    rows = ["| generator | real accuracy | real digits called no digit | real ECE | coverage "
+            "/ risk at threshold | AUROC vs real backgrounds | generated hold-out accuracy |",
+            "|---|---|---|---|---|---|---|"]
+    for name, m in result["rows"].items():
+        rows.append(f"| {name} | {m['accuracy']:.3f} | {m['called_no_digit']:.3f} | "
+                    f"{m['ece']:.3f} | {m['coverage']:.3f} / {m['risk']:.3f} | "
+                    f"{quality.fmt(m['no_digit_auroc'])} | "
+                    f"{m['generated_hold_out_accuracy']:.3f} |")
+    return "\n".join(rows) + (
+        f"\n\nEach row: {result['train']} generated images, {result['steps']} steps of "
+        f"{configs.BATCH_SIZE} in memory, T and threshold fitted on a generated hold-out; "
+        f"scored on the real development crops (never trained on).")
