@@ -133,7 +133,8 @@ def main(argv=None) -> int:
                                                    size["steps"],
                                                    [] if args.quick else None)  # quick: in-process
             models = {"make demo recipe": (demo_model, os.path.join(quality_root, "pipeline"))}
-            if glob.glob(os.path.join(PRETRAIN_PIPELINE_ROOT, "SvhnTrainer", "model", "*")):
+            if glob.glob(os.path.join(PRETRAIN_PIPELINE_ROOT, "SvhnTrainer", "model", "*",
+                                      "Format-Serving")):
                 models["make pretrain recipe (the weights demo warm-starts from)"] = (
                     quality.newest_model(PRETRAIN_PIPELINE_ROOT), PRETRAIN_PIPELINE_ROOT)
             result = quality.run(models, DEV_DIR, FORMAT1_DIR, args.svhn_test_mat)

@@ -385,3 +385,17 @@ def test_a_warm_started_trainer_starts_from_the_base_weights(run, split_run):
     assert not np.array_equal(a, b)   # it trained
     # 30 steps move the first layer a little; a fresh initialisation would be uncorrelated
     assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.8
+
+
+def test_the_repository_s_pretrained_weights_fit_today_s_model():
+    """make demo warm-starts from pretrained/: a model change that the weights no longer fit
+    must fail here, not in the demo's Trainer."""
+    from components.trainer.component import WEIGHTS_FILE
+    from components.trainer.model import build_model
+    path = os.path.join(configs.PRETRAINED_DIR, WEIGHTS_FILE)
+    if not os.path.exists(path):
+        pytest.skip(f"no {path} (make pretrain writes it)")
+    net = build_model(1e-3)
+    before = [w.copy() for w in net.get_weights()]
+    net.load_weights(path)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
