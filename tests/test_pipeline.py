@@ -399,3 +399,11 @@ def test_the_repository_s_pretrained_weights_fit_today_s_model():
     before = [w.copy() for w in net.get_weights()]
     net.load_weights(path)
     assert any(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+
+
+def test_a_warm_start_folder_without_weights_is_refused_before_the_run(tmp_path):
+    ph.write_synthetic_data(tmp_path / "data", train=5, eval_=5)
+    with pytest.raises(FileNotFoundError, match="has no weights.h5"):
+        ph.run_pipeline(tmp_path, tmp_path / "data", ph.IN_MEMORY_BEAM_ARGS,
+                        warm_start_dir=str(tmp_path), name="no-weights")
+    assert not os.path.exists(os.path.join(tmp_path, "pipeline"))

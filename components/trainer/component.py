@@ -54,8 +54,13 @@ def _load_weights(net, base_model_uri: str) -> None:
 
 def weights_fingerprint(model_dir: str) -> str:
     """SHA-256 of a model directory's weights: new weights must not hit a cached Trainer."""
+    path = os.path.join(model_dir, WEIGHTS_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"warm start: {model_dir} has no {WEIGHTS_FILE} (give a Trainer "
+                                f"output or pretrained/ folder, or SVHN_TFX_WARM_START= to "
+                                f"train from scratch)")
     digest = hashlib.sha256()
-    with tf.io.gfile.GFile(os.path.join(model_dir, WEIGHTS_FILE), "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
