@@ -17,15 +17,17 @@ centre empty, and close-ups of a fragment of a digit.
 
 Image ``i`` of ``generate(n, seed)`` depends only on ``np.random.default_rng([seed, i])``,
 so any shard can be generated on its own and results are reproducible. Fonts are the
-ones in fonts.py (matplotlib's and 120 Google Fonts families from PyPI); nothing is downloaded.
+ones in fonts.py (matplotlib's and 119 Google Fonts families from PyPI); nothing is downloaded.
 """
 import bisect
 import colorsys
+import contextlib
 import dataclasses
 import functools
 import io
 import itertools
 import math
+import multiprocessing
 import os
 from typing import Dict, Iterator, Optional, Tuple
 
@@ -734,17 +736,10 @@ def generate(n: int, seed: int, settings: GeneratorSettings = GeneratorSettings(
     from components.data.records import Record
     chunks = [(seed, s, min(GENERATE_CHUNK, start + n - s), settings)
               for s in range(start, start + n, GENERATE_CHUNK)]
-    if workers > 1 and len(chunks) > 1:
-        import multiprocessing
-        # spawn, not fork: the parent may have TensorFlow's threads running
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            rendered = pool.imap(_generate_chunk, chunks)
-            yield from _records(Record, seed, start, itertools.chain.from_iterable(rendered))
-    else:
-        rendered = map(_generate_chunk, chunks)
-        yield from _records(Record, seed, start, itertools.chain.from_iterable(rendered))
-
-
-def _records(record_class, seed: int, start: int, rendered) -> Iterator["Record"]:
-    for i, (image, label) in enumerate(rendered, start):
-        yield record_class(where=f"synthetic(seed={seed})#{i}", image=image, label=label)
+    parallel = workers > 1 and len(chunks) > 1
+    # spawn, not fork: the parent may have TensorFlow's threads running
+    with multiprocessing.get_context("spawn").Pool(workers) if parallel \
+            else contextlib.nullcontext() as pool:
+        rendered = pool.imap(_generate_chunk, chunks) if parallel else map(_generate_chunk, chunks)
+        for i, (image, label) in enumerate(itertools.chain.from_iterable(rendered), start):
+            yield Record(where=f"synthetic(seed={seed})#{i}", image=image, label=label)
