@@ -14,7 +14,9 @@ NO_DIGIT = 10          # label of the background ("no digit") class
 NUM_CLASSES = 11       # ten digits plus "no digit"
 MAX_LABEL = NO_DIGIT
 # The encodings ``image_raw`` may hold: what the model's graph decodes (tf.io.decode_image).
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP")   # and which variants of them: images.py
+# The largest picture a record or a request may hold (decoded pixels, from its header).
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 # Splits, one folder each under the data root. Every split found there is ingested:
 TRAIN_SPLIT = "train"              # trained on

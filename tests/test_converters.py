@@ -17,7 +17,7 @@ import scipy.io
 from PIL import Image
 
 import schema
-from components.data import cli, digit_struct, folder, svhn_mat
+from components.data import cli, digit_struct, folder, records, svhn_mat
 from components.data.records import BadRecordError, read_split, write_split
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -479,7 +479,8 @@ def test_folder_corrupt_and_unreadable_files(tree, tmp_path, capsys):
     out = str(tmp_path / "out")
     assert cli.main(["folder", str(root), "--out", out, "--split", "eval"]) == 1
     err = capsys.readouterr().err
-    assert f"error: {root / '3' / 'truncated.png'}: not a readable image" in err
+    assert f"error: {root / '3' / 'truncated.png'}: the model's decoder cannot read it " \
+        f"(Invalid PNG data" in err
     _assert_no_output(out, "eval")
     records = {os.path.basename(r.where): r for r in folder.read_folder(str(root))}
     assert records["unreadable.png"].error.startswith("cannot read file")
@@ -604,3 +605,40 @@ def test_a_user_split_is_found_beside_train_and_eval_and_bad_names_are_refused(t
     shutil.rmtree(out / "eval")
     with pytest.raises(FileNotFoundError, match="has no 'eval' split"):
         find_splits(str(out))
+
+
+def _records(labels, where="gen"):
+    png = records.encode_png(np.zeros((8, 8, 3), np.uint8))
+    return [records.Record(f"{where}#{i}", png, label) for i, label in enumerate(labels)]
+
+
+def test_overwriting_a_split_keeps_the_old_one_whole_until_the_new_one_is_in(tmp_path,
+                                                                             monkeypatch):
+    out = str(tmp_path)
+    write_split(_records([1, 2, 3]), out, "train")
+    real_rename = os.rename
+
+    def rename_fails_for_the_new_split(src, dst):
+        if ".partial-" in src:
+            raise OSError("disk full")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(records.os, "rename", rename_fails_for_the_new_split)
+    with pytest.raises(OSError, match="disk full"):
+        write_split(_records([7, 7]), out, "train", overwrite=True)
+    monkeypatch.undo()
+    assert [label for _, label in read_split(os.path.join(out, "train"))] == [1, 2, 3]
+    assert sorted(os.listdir(out)) == ["train"]   # nothing half-done left behind
+    write_split(_records([7, 7]), out, "train", overwrite=True)
+    assert [label for _, label in read_split(os.path.join(out, "train"))] == [7, 7]
+
+
+def test_a_replacement_killed_between_its_renames_is_restored_by_the_next_write(tmp_path):
+    out = str(tmp_path)
+    write_split(_records([4, 5]), out, "eval")
+    os.rename(os.path.join(out, "eval"), os.path.join(out, ".eval.replaced"))  # killed here
+    log = io.StringIO()
+    with pytest.raises(FileExistsError):
+        write_split(_records([9]), out, "eval", log=log)
+    assert "restored" in log.getvalue()
+    assert [label for _, label in read_split(os.path.join(out, "eval"))] == [4, 5]

@@ -21,6 +21,8 @@ import tensorflow as tf
 from PIL import Image
 
 import schema
+from components.transform import preprocessing
+from schema import images
 
 RECORD_SUFFIX = ".tfrecord.gz"
 DEFAULT_SHARD_SIZE = 20_000
@@ -55,25 +57,24 @@ class SplitStats:
 
 
 def check_record(record: Record) -> None:
-    """Raises BadRecordError unless the record is a decodable image with a valid label."""
+    """Raises BadRecordError unless the record is an image the model's graph decodes exactly
+    (``schema.images``: checked from its header, then decoded by the graph's own decoder)
+    and has a valid label."""
     if record.error:
         raise BadRecordError(f"{record.where}: {record.error}")
     if not isinstance(record.label, (int,)) or not 0 <= record.label <= schema.MAX_LABEL:
         raise BadRecordError(
             f"{record.where}: label {record.label!r} is out of range "
             f"[0, {schema.MAX_LABEL}] (0-9 digits, {schema.NO_DIGIT} = no digit)")
-    if not record.image:
-        raise BadRecordError(f"{record.where}: empty image")
     try:
-        with Image.open(io.BytesIO(record.image)) as img:
-            img.load()  # a full decode: catches truncated files that verify() lets through
-            if img.format not in schema.IMAGE_FORMATS:
-                raise BadRecordError(
-                    f"{record.where}: image format {img.format} is not PNG/JPEG/GIF/BMP")
-    except BadRecordError:
-        raise
-    except Exception as e:  # PIL raises many types for corrupt data
-        raise BadRecordError(f"{record.where}: not a readable image ({e})") from None
+        images.read_header(record.image, schema.MAX_IMAGE_PIXELS)
+        preprocessing.decode(record.image)   # truncated or corrupt pixel data fails here
+    except images.ImageRejected as e:
+        raise BadRecordError(f"{record.where}: {e}") from None
+    except tf.errors.InvalidArgumentError as e:
+        reason = e.message.split("}}")[-1].split("[Op:")[0].strip()   # TF's text, no op names
+        raise BadRecordError(f"{record.where}: the model's decoder cannot read it "
+                             f"({reason})") from None
 
 
 def make_example(image: bytes, label: int) -> tf.train.Example:
@@ -126,6 +127,7 @@ def write_split(records: Iterable[Record], out_dir: str, split: str, *,
     log = log or sys.stderr
     check_split_name(split)
     final = os.path.join(out_dir, split)
+    _restore_interrupted(final, log)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite to replace it")
     os.makedirs(out_dir, exist_ok=True)
@@ -164,14 +166,43 @@ def write_split(records: Iterable[Record], out_dir: str, split: str, *,
             writer = None
         if stats.written == 0:
             raise BadRecordError(f"{split}: no valid records to write")
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(partial, final)
+        _replace(partial, final)
     finally:
         if writer is not None:
             writer.close()
         shutil.rmtree(partial, ignore_errors=True)
     return stats
+
+
+def _replace(new: str, final: str) -> None:
+    """Moves ``new`` to ``final``; an existing ``final`` is set aside first and deleted only
+    once the new one is in place, so a failure at any point leaves one of them whole."""
+    if not os.path.exists(final):
+        os.rename(new, final)
+        return
+    old = _set_aside_name(final)
+    os.rename(final, old)
+    try:
+        os.rename(new, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    shutil.rmtree(old)
+
+
+def _set_aside_name(final: str) -> str:
+    return os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.replaced")
+
+
+def _restore_interrupted(final: str, log) -> None:
+    """A replacement killed between its two renames left the old split set aside: put it back."""
+    old = _set_aside_name(final)
+    if os.path.exists(old):
+        if os.path.exists(final):
+            shutil.rmtree(old)   # the new split made it in; the old one was being deleted
+        else:
+            os.rename(old, final)
+            print(f"restored {final} from an interrupted replacement", file=log)
 
 
 def read_split(path: str):

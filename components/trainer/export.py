@@ -28,6 +28,7 @@ SERVING_SIGNATURE = "serving_default"
 CLASSIFY_SIGNATURE = "classify"
 PREPROCESS_SIGNATURE = "preprocess"
 IMAGE_BYTES_INPUT = "image_bytes"
+EXAMPLES_INPUT = "inputs"     # serialized tf.Examples (the classify signature)
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 CLASS_NAMES = [str(d) for d in range(schema.NUM_DIGITS)] + ["none"]
 
@@ -76,7 +77,7 @@ class DigitReader(tf.Module):
     def serve_image_bytes(self, image_bytes):
         return self._answer(image_bytes)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def classify_examples(self, inputs):
         parsed = tf.io.parse_example(
             inputs, {schema.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})

@@ -35,10 +35,15 @@ def _square_by_edge_padding(image: tf.Tensor, size: int) -> tf.Tensor:
     return tf.gather(image, edge_index(new_hw[1]), axis=1)
 
 
+def decode(image_bytes: tf.Tensor) -> tf.Tensor:
+    """One encoded PNG/JPEG/GIF/BMP (grey, RGB or RGBA; a GIF's first frame) -> uint8
+    [height, width, 3]. The one decoder: converters check records with it too."""
+    return tf.io.decode_image(image_bytes, channels=CHANNELS, expand_animations=False)
+
+
 def decode_and_resize(image_bytes: tf.Tensor) -> tf.Tensor:
-    """One encoded PNG/JPEG/GIF/BMP (grey, RGB or RGBA) -> float32 [32, 32, 3] in [0, 1]."""
-    image = tf.io.decode_image(image_bytes, channels=CHANNELS, expand_animations=False)
-    image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
+    """One encoded image -> float32 [32, 32, 3] in [0, 1]."""
+    image = tf.image.convert_image_dtype(decode(image_bytes), tf.float32)  # uint8 -> [0, 1]
     image = _square_by_edge_padding(image, IMAGE_SIZE)
     image = tf.clip_by_value(image, 0.0, 1.0)  # antialiased resize can overshoot slightly
     return tf.ensure_shape(image, [IMAGE_SIZE, IMAGE_SIZE, CHANNELS])
