@@ -41,7 +41,7 @@ setup(
         "build",           # Beam packages this project for its workers (--setup_file) with it
         "fontpkg",         # Google Fonts families from PyPI, for the data generator
     ] + [f"fontpkg-{family}" for family in _font_families()],
-    extras_require={"dev": ["pytest", "pytest-timeout"]},
+    extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis"]},
     entry_points={
         "console_scripts": [
             "svhn-tfx-data=components.data.cli:main",

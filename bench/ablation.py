@@ -37,6 +37,12 @@ ROWS = {
                                               low_res_probability=0.45,
                                               low_contrast_fraction=0.15),
     "no neighbouring digits": dict(neighbours=False),
+    "no cut-off-digit negatives (partial, zoom)": dict(
+        negative_weights=tuple(0.0 if kind in ("partial", "zoom") else weight for kind, weight
+                               in zip(synthetic.NEGATIVE_KINDS,
+                                      GeneratorSettings().negative_weights))),
+    "half as many no-digit images": dict(
+        no_digit_fraction=GeneratorSettings().no_digit_fraction / 2),
 }
 
 

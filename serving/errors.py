@@ -1,4 +1,7 @@
 """The errors the server returns, with the gRPC status and HTTP code TF Serving uses for each."""
+import logging
+import uuid
+
 import grpc
 
 HTTP_STATUS = {
@@ -35,3 +38,17 @@ def not_found(message: str) -> ServingError:
 
 def too_large(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def overloaded(message: str) -> ServingError:
+    """Load shed: the client may retry later (TF Serving answers a full queue the same way)."""
+    return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def internal(log_message: str) -> ServingError:
+    """Logs the exception being handled under a fresh id and returns an INTERNAL error that
+    names only the id: exception text can describe the server's files and code."""
+    error_id = uuid.uuid4().hex[:12]
+    logging.exception("%s [error id %s]", log_message, error_id)
+    return ServingError(grpc.StatusCode.INTERNAL,
+                        f"internal error; the server log has the details under id {error_id}")

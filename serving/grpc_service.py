@@ -1,35 +1,36 @@
 """TF Serving's gRPC API (PredictionService, ModelService) over a ModelStore."""
 import functools
-import logging
+import math
 
 import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import any_pb2
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-import schema
-from serving.errors import ServingError, invalid
 from components.trainer.export import CLASSIFY_METHOD
+from serving.errors import ServingError, internal, invalid, too_large
 from serving.model_store import ModelStore
-from serving.servable import DEFAULT_SIGNATURE
+from serving.servable import DEFAULT_SIGNATURE, check_shape
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
 def _grpc_errors(method):
-    """Turns ServingError into the gRPC status; anything else is INTERNAL and logged."""
+    """Turns ServingError into the gRPC status; anything else is INTERNAL, logged with an
+    id, and answered without its text."""
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
         except ServingError as e:
             context.abort(e.code, e.message)
-        except Exception as e:
-            logging.exception("%s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+        except Exception:
+            error = internal(f"{method.__name__} failed")
+            context.abort(error.code, error.message)
     return wrapper
 
 
@@ -39,11 +40,64 @@ def _version(model_spec):
     return model_spec.version.value if model_spec.HasField("version") else None
 
 
-def _to_numpy(key: str, proto) -> np.ndarray:
+# TensorProto's repeated field for each dtype; tensor_content carries any of them packed.
+_VALUE_FIELDS = {
+    types_pb2.DT_STRING: "string_val", types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val", types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_INT32: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT8: "int_val", types_pb2.DT_BOOL: "bool_val", types_pb2.DT_HALF: "half_val",
+}
+
+
+def to_numpy(key: str, proto, signature_def, limits) -> np.ndarray:
+    """TensorProto -> array, after checking it against the signature and the limits from the
+    proto's declared shape and the values actually sent: converting first would let a
+    50-byte request that declares a billion strings allocate them all (``make_ndarray``
+    repeats the last value up to the declared shape). The values sent must fill the shape."""
+    info = signature_def.inputs.get(key)
+    if info is None:
+        raise invalid(f"input '{key}' is not an input of this signature; it takes "
+                      f"{sorted(signature_def.inputs)}")
+    if proto.dtype != info.dtype:
+        raise invalid(f"input '{key}' expects {_dtype_name(info.dtype)} but "
+                      f"{_dtype_name(proto.dtype)} was sent")
+    if proto.tensor_shape.unknown_rank:
+        raise invalid(f"input '{key}' needs a shape")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise invalid(f"input '{key}' declares a negative dimension {dims}")
+    check_shape(key, dims, info)
+    count = math.prod(dims)
+    if proto.tensor_content and proto.dtype == types_pb2.DT_STRING:
+        raise invalid(f"input '{key}': strings travel in string_val, not tensor_content")
+    if proto.tensor_content:
+        itemsize = tf.dtypes.as_dtype(proto.dtype).size
+        if len(proto.tensor_content) != count * itemsize:
+            raise invalid(f"input '{key}': tensor_content holds {len(proto.tensor_content)} "
+                          f"bytes, shape {dims} needs {count * itemsize}")
+    else:
+        field = _VALUE_FIELDS.get(proto.dtype)
+        sent = len(getattr(proto, field)) if field else None
+        if sent != count:   # TF would repeat the last value up to the shape: not here
+            raise invalid(f"input '{key}': shape {dims} holds {count} values but "
+                          f"{sent if sent is not None else 'an unsupported kind of'} values "
+                          f"were sent")
+    limits.check_request_size(dims[0])
+    cap = limits.max_images_per_request if proto.dtype == types_pb2.DT_STRING else \
+        limits.max_request_bytes // tf.dtypes.as_dtype(proto.dtype).size
+    if count > cap:
+        raise too_large(f"input '{key}' holds {count} elements {dims}; the limit is {cap}")
     try:
         return tf.make_ndarray(proto)
     except Exception as e:
         raise invalid(f"input '{key}' is not a valid TensorProto: {e}") from None
+
+
+def _dtype_name(enum: int) -> str:
+    try:
+        return tf.dtypes.as_dtype(enum).name
+    except Exception:
+        return f"dtype {enum}"
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -53,7 +107,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_grpc_errors
     def Predict(self, request, context):
         servable = self.store.get(request.model_spec.name, _version(request.model_spec))
-        inputs = {key: _to_numpy(key, proto) for key, proto in request.inputs.items()}
+        signature_def = servable.signature_def(request.model_spec.signature_name)
+        inputs = {key: to_numpy(key, proto, signature_def, servable.limits)
+                  for key, proto in request.inputs.items()}
         outputs = servable.predict(request.model_spec.signature_name, inputs,
                                    tuple(request.output_filter))
         response = predict_pb2.PredictResponse()
@@ -76,11 +132,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if not examples:
             raise invalid("Classify needs input.example_list with at least one tf.Example")
         servable.limits.check_request_size(len(examples))
-        for i, example in enumerate(examples):
-            feature = example.features.feature.get(schema.IMAGE_KEY)
-            if feature is None or len(feature.bytes_list.value) != 1:
-                raise invalid(f"example {i}: needs exactly one '{schema.IMAGE_KEY}' bytes value")
-            servable.limits.check_image(feature.bytes_list.value[0], f"example {i}")
         (input_key,) = signature_def.inputs
         serialized = np.array([e.SerializeToString() for e in examples], dtype=object)
         outputs = servable.predict(signature_name, {input_key: serialized})

@@ -11,16 +11,26 @@ import http.server
 import json
 import logging
 import re
+import threading
+import time
 
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
-from serving.errors import ServingError, invalid, not_found, too_large
+from serving.errors import ServingError, internal, invalid, not_found, overloaded, too_large
 from serving.grpc_service import model_status
+from serving.limits import Limits
 from serving.model_store import ModelStore
 from serving.servable import DEFAULT_SIGNATURE
 
+DEFAULT_TIMEOUT_S = 30.0             # idle keep-alive, and the longest a body may take to arrive
+DEFAULT_MAX_CONCURRENT_REQUESTS = 64
+DEFAULT_MAX_CONNECTIONS = 512        # open connections (threads), idle ones included
+READ_CHUNK = 1 << 16
+_BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 52\r\nConnection: close\r\n\r\n"
+                  b'{"error": "too many open connections; retry later"}\n')
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
                    r"(?P<rest>/metadata|:predict)?$")
 
@@ -63,8 +73,9 @@ def _encode_output(key: str, value: np.ndarray):
     return value.tolist()
 
 
-def parse_predict_body(body: dict, signature_def):
-    """Row ("instances") or columnar ("inputs") request -> {input name: array}."""
+def parse_predict_body(body: dict, signature_def, limits: Limits):
+    """Row ("instances") or columnar ("inputs") request -> {input name: array}. The number
+    of rows is checked before any value is decoded."""
     dtypes = {k: tf.dtypes.as_dtype(v.dtype) for k, v in signature_def.inputs.items()}
     if ("instances" in body) == ("inputs" in body):
         raise invalid('the request body needs exactly one of "instances" or "inputs"')
@@ -72,6 +83,7 @@ def parse_predict_body(body: dict, signature_def):
         raw = body["instances"]
         if not isinstance(raw, list) or not raw:
             raise invalid('"instances" must be a non-empty list')
+        limits.check_request_size(len(raw))
         instances = _decode_value(raw)
         if all(isinstance(i, dict) and set(i) != {"b64"} for i in raw):  # named inputs
             columns = {k: [i.get(k) for i in instances] for k in instances[0]}
@@ -81,6 +93,9 @@ def parse_predict_body(body: dict, signature_def):
             raise invalid(f"this signature has inputs {sorted(dtypes)}: name them in each instance")
         return {k: _to_array(k, v, dtypes.get(k, tf.string)) for k, v in columns.items()}, True
     raw = body["inputs"]
+    for column in (raw.values() if isinstance(raw, dict) and set(raw) != {"b64"} else [raw]):
+        if isinstance(column, list):
+            limits.check_request_size(len(column))
     if isinstance(raw, dict) and set(raw) != {"b64"}:  # named inputs
         inputs = {k: _decode_value(v) for k, v in raw.items()}
     elif len(dtypes) == 1:
@@ -91,9 +106,13 @@ def parse_predict_body(body: dict, signature_def):
             for k, v in inputs.items()}, False
 
 
-def make_handler(store: ModelStore, max_request_bytes: int):
+def make_handler(store: ModelStore, limits: Limits, timeout_s: float,
+                 max_concurrent_requests: int):
+    busy = threading.BoundedSemaphore(max_concurrent_requests)
+
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = timeout_s   # per socket read/write: an idle or stalled connection is closed
 
         def log_message(self, fmt, *args):  # access logs only at debug level
             logging.debug("REST %s - " + fmt, self.address_string(), *args)
@@ -128,23 +147,66 @@ def make_handler(store: ModelStore, max_request_bytes: int):
                 entry["status"] = {"error_code": "OK", "error_message": ""}
             return status
 
+        def _read_body(self) -> bytes:
+            """The body, within the size limit and a whole-body deadline (a client sending
+            a byte at a time cannot hold the connection for longer)."""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                raise invalid("send the body with a Content-Length, not chunked")
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            if not declared.isdigit():
+                raise invalid(f"Content-Length must be a non-negative integer, got "
+                              f"{declared[:40]!r}")
+            length = int(declared)
+            if length > limits.max_request_bytes:
+                raise too_large(f"request body of {length} bytes is over the limit of "
+                                f"{limits.max_request_bytes} bytes (--max_request_bytes)")
+            deadline = time.monotonic() + timeout_s
+            chunks, remaining = [], length
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise invalid(f"the request body did not arrive within {timeout_s:g} s")
+                try:
+                    chunk = self.rfile.read1(min(remaining, READ_CHUNK))
+                except OSError:   # the socket timeout: nothing arrived for timeout_s
+                    chunk = None
+                if chunk is None:
+                    raise invalid(f"the request body did not arrive within {timeout_s:g} s")
+                if not chunk:
+                    raise invalid(f"the connection closed after {length - remaining} of "
+                                  f"{length} body bytes")
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(chunks)
+
         def _post(self):
             name, version, rest = self._route()
             if rest != ":predict":
                 raise not_found(f"unknown method for POST {self.path}; use :predict")
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > max_request_bytes:
-                raise too_large(f"request body of {length} bytes is over the limit of "
-                                f"{max_request_bytes} bytes (--max_request_bytes)")
+            raw = self._read_body()
+            if not busy.acquire(blocking=False):
+                raise overloaded(f"the server is answering {max_concurrent_requests} REST "
+                                 f"requests already; retry later")
             try:
-                body = json.loads(self.rfile.read(length) or b"null")
-            except ValueError as e:
-                raise invalid(f"the request body is not JSON: {e}") from None
+                return self._predict(name, version, raw)
+            finally:
+                busy.release()
+
+        def _predict(self, name, version, raw: bytes):
+            try:
+                body = json.loads(raw or b"null")
+            except (ValueError, RecursionError) as e:
+                raise invalid(f"the request body is not JSON: {str(e)[:200]}") from None
             if not isinstance(body, dict):
                 raise invalid('the request body must be a JSON object with "instances" or "inputs"')
             servable = store.get(name, version)
             signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
-            inputs, row_format = parse_predict_body(body, servable.signature_def(signature_name))
+            if not isinstance(signature_name, str):
+                raise invalid('"signature_name" must be a string')
+            try:
+                inputs, row_format = parse_predict_body(
+                    body, servable.signature_def(signature_name), limits)
+            except RecursionError:
+                raise invalid("the request's values are nested too deeply") from None
             outputs = servable.predict(signature_name, inputs)
             encoded = {k: _encode_output(k, v) for k, v in outputs.items()}
             if not row_format:
@@ -160,9 +222,10 @@ def make_handler(store: ModelStore, max_request_bytes: int):
             except ServingError as e:
                 status, payload = e.http_status, {"error": e.message}
                 self.close_connection = True  # the body may be unread: do not reuse the stream
-            except Exception as e:
-                logging.exception("REST request failed")
-                status, payload = 500, {"error": f"{type(e).__name__}: {e}"}
+            except Exception:
+                error = internal("REST request failed")
+                status, payload = error.http_status, {"error": error.message}
+                self.close_connection = True
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -173,7 +236,35 @@ def make_handler(store: ModelStore, max_request_bytes: int):
     return Handler
 
 
-def make_server(host: str, port: int, store: ModelStore, max_request_bytes: int):
-    server = http.server.ThreadingHTTPServer((host, port), make_handler(store, max_request_bytes))
-    server.daemon_threads = True
-    return server
+class RestServer(http.server.ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` of them: past that, a new
+    connection is answered 503 and closed at once instead of costing a thread."""
+    daemon_threads = True
+
+    def __init__(self, address, handler, max_connections: int):
+        super().__init__(address, handler)
+        self._connections = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address):
+        if not self._connections.acquire(blocking=False):
+            try:
+                request.sendall(_BUSY_RESPONSE)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
+
+
+def make_server(host: str, port: int, store: ModelStore, limits: Limits,
+                timeout_s: float = DEFAULT_TIMEOUT_S,
+                max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+                max_connections: int = DEFAULT_MAX_CONNECTIONS) -> RestServer:
+    return RestServer((host, port), make_handler(store, limits, timeout_s,
+                                                 max_concurrent_requests), max_connections)

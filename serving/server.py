@@ -23,8 +23,8 @@ from serving.limits import Limits
 from serving.model_store import DEFAULT_MAX_LOADED_VERSIONS, ModelStore
 from serving.servable import Servable
 
-GRPC_WORKERS = 64
 SHUTDOWN_GRACE_S = 5
+DEFAULT_MAX_ENQUEUED_BATCHES = 16
 
 
 def parse_args(argv=None):
@@ -47,10 +47,24 @@ def parse_args(argv=None):
     p.add_argument("--batch_timeout_micros", type=int, default=2000,
                    help="longest a request waits for others to share its batch")
     p.add_argument("--num_batch_threads", type=int, default=2)
+    p.add_argument("--max_enqueued_batches", type=int, default=DEFAULT_MAX_ENQUEUED_BATCHES,
+                   help="batches' worth of images that may wait for the model; past that, "
+                        "requests are refused at once with RESOURCE_EXHAUSTED (HTTP 429)")
+    p.add_argument("--max_concurrent_requests", type=int,
+                   default=rest.DEFAULT_MAX_CONCURRENT_REQUESTS,
+                   help="requests handled at once, per API (gRPC, REST); more are refused "
+                        "with RESOURCE_EXHAUSTED (HTTP 429)")
+    p.add_argument("--rest_timeout_seconds", type=float, default=rest.DEFAULT_TIMEOUT_S,
+                   help="an idle REST connection is closed after this long, and a request "
+                        "body must arrive within it")
+    p.add_argument("--max_rest_connections", type=int, default=rest.DEFAULT_MAX_CONNECTIONS,
+                   help="open REST connections (idle ones included); more are answered 503")
     p.add_argument("--max_images_per_request", type=int, default=defaults.max_images_per_request)
     p.add_argument("--max_image_bytes", type=int, default=defaults.max_image_bytes)
     p.add_argument("--max_image_pixels", type=int, default=defaults.max_image_pixels,
                    help="width x height above which an image is refused before decoding")
+    p.add_argument("--max_request_pixels", type=int, default=defaults.max_request_pixels,
+                   help="decoded pixels of all images in one request (and in one batch)")
     p.add_argument("--max_request_bytes", type=int, default=defaults.max_request_bytes)
     p.add_argument("--log_level", default="INFO")
     return p.parse_args(argv)
@@ -61,11 +75,12 @@ def main(argv=None) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s svhn-tfx-serve %(levelname)s %(message)s")
     limits = Limits(args.max_images_per_request, args.max_image_bytes, args.max_image_pixels,
-                    args.max_request_bytes)
+                    args.max_request_pixels, args.max_request_bytes)
 
     def load(path, version):
         return Servable(path, version, limits, args.max_batch_size,
-                        args.batch_timeout_micros / 1e6, args.num_batch_threads)
+                        args.batch_timeout_micros / 1e6, args.num_batch_threads,
+                        args.max_enqueued_batches)
 
     store = ModelStore(args.model_name, os.path.abspath(args.model_base_path), load,
                        args.max_loaded_versions)
@@ -77,8 +92,10 @@ def main(argv=None) -> int:
 
     options = [("grpc.max_receive_message_length", args.max_request_bytes),
                ("grpc.max_send_message_length", args.max_request_bytes)]
-    grpc_server = grpc.server(concurrent.futures.ThreadPoolExecutor(GRPC_WORKERS),
-                              options=options)
+    # Past maximum_concurrent_rpcs, gRPC itself answers RESOURCE_EXHAUSTED.
+    grpc_server = grpc.server(
+        concurrent.futures.ThreadPoolExecutor(args.max_concurrent_requests), options=options,
+        maximum_concurrent_rpcs=args.max_concurrent_requests)
     grpc_service.add_to_server(grpc_server, store)
     grpc_port = grpc_server.add_insecure_port(f"{args.host}:{args.port}")
     if not grpc_port:
@@ -89,8 +106,9 @@ def main(argv=None) -> int:
     print(f"svhn-tfx-serve: gRPC on {args.host}:{grpc_port}", flush=True)
     rest_server = None
     if args.rest_api_port:
-        rest_server = rest.make_server(args.host, args.rest_api_port, store,
-                                       args.max_request_bytes)
+        rest_server = rest.make_server(args.host, args.rest_api_port, store, limits,
+                                       args.rest_timeout_seconds,
+                                       args.max_concurrent_requests, args.max_rest_connections)
         threading.Thread(target=rest_server.serve_forever, daemon=True).start()
         print(f"svhn-tfx-serve: REST on {args.host}:{rest_server.server_address[1]}",
               flush=True)

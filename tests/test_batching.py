@@ -1,5 +1,6 @@
 """Server-side batching: concurrent requests share one call; one bad request fails alone."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -66,12 +67,60 @@ def test_after_close_calls_still_succeed_unbatched():
     np.testing.assert_array_equal(batcher({"x": np.array([5])})["y"], [5])
 
 
-def test_a_request_larger_than_the_batch_runs_alone():
-    sizes = []
-    batcher = Batcher(lambda inputs: sizes.append(len(inputs["x"])) or {"y": inputs["x"]},
-                      max_batch_size=4, timeout_s=0.01)
-    assert len(batcher({"x": np.arange(10)})["y"]) == 10
-    assert sizes == [10]
+def test_a_request_larger_than_the_batch_is_cut_into_batches_run_by_the_batch_threads():
+    calls = []
+    batcher = Batcher(lambda inputs: calls.append((len(inputs["x"]), threading.current_thread()))
+                      or {"y": inputs["x"] * 3}, max_batch_size=4, timeout_s=0.01)
+    np.testing.assert_array_equal(batcher({"x": np.arange(10)})["y"], np.arange(10) * 3)
+    assert sorted(size for size, _ in calls) == [2, 4, 4]
+    assert threading.current_thread() not in {thread for _, thread in calls}
+    batcher.close()
+
+
+def test_merged_batches_respect_the_size_and_the_cost_limit():
+    calls = []
+    batcher = Batcher(lambda inputs: calls.append(inputs["x"].copy()) or {"y": inputs["x"]},
+                      max_batch_size=8, timeout_s=0.5, max_batch_cost=100)
+    requests = [{"x": np.arange(3)} for _ in range(12)]
+    results = [None] * len(requests)
+    all_arriving = threading.Barrier(len(requests))
+
+    def call(i):
+        with batcher.arriving() as arrival:
+            all_arriving.wait()
+            results[i] = arrival(requests[i], costs=[20, 20, 20])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(r["y"]) == 3 for r in results)
+    assert sum(len(c) for c in calls) == 36
+    assert max(len(c) for c in calls) <= 3   # two requests would cost 120 > 100
+    batcher.close()
+
+
+def test_a_full_queue_refuses_at_once_with_resource_exhausted():
+    import grpc
+    from serving.errors import ServingError
+    release = threading.Event()
+    batcher = Batcher(lambda inputs: release.wait(10) and {"y": inputs["x"]},
+                      max_batch_size=2, timeout_s=0.0, max_enqueued_batches=1)
+    running = threading.Thread(target=batcher, args=({"x": np.arange(2)},))
+    running.start()          # taken by the batch thread, which then blocks
+    time.sleep(0.2)
+    queued = threading.Thread(target=batcher, args=({"x": np.arange(2)},))
+    queued.start()           # fills the one queued batch
+    time.sleep(0.2)
+    start = time.monotonic()
+    with pytest.raises(ServingError) as refused:
+        batcher({"x": np.arange(1)})
+    assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert time.monotonic() - start < 1.0
+    release.set()
+    running.join(10)
+    queued.join(10)
     batcher.close()
 
 

@@ -30,9 +30,9 @@ MODEL = "svhn"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tmp_path_factory, exported_model):
     root = tmp_path_factory.mktemp("serving")
-    sh.export_model(str(root / "models" / "1"), str(root / "work"))
+    shutil.copytree(exported_model, root / "models" / "1")
     return root
 
 
@@ -178,13 +178,16 @@ def test_model_status_is_available(server):
 def _bad_requests():
     good = sh.sample_images(1)[0]
     png = sh.encode(np.zeros((64, 64, 3), np.uint8))
-    jpeg = sh.encode(np.zeros((64, 64, 3), np.uint8), "JPEG")
+    jpeg = sh.encode(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8), "JPEG")
     return {
         "not an image": ([good, b"<html>not an image</html>"], "INVALID_ARGUMENT",
-                         "image_bytes[1]: not an image"),
-        "truncated PNG": ([png[:len(png) // 2]], "INVALID_ARGUMENT", "truncated PNG"),
+                         "image_bytes[1]: not a PNG, JPEG, GIF or BMP file"),
+        "truncated PNG": ([png[:len(png) // 2]], "INVALID_ARGUMENT",
+                          "image_bytes[0]: the model's graph cannot read it"),
         "truncated JPEG": ([good, good, jpeg[:len(jpeg) // 2]], "INVALID_ARGUMENT",
-                           "image_bytes[2]: corrupt or truncated JPEG"),
+                           "image_bytes[2]: the model's graph cannot read it"),
+        "JPEG cut in its header": ([good, jpeg[:40]], "INVALID_ARGUMENT",
+                                   "image_bytes[1]: corrupt or truncated JPEG header"),
         "empty bytes": ([b""], "INVALID_ARGUMENT", "image_bytes[0]: empty bytes"),
         "decompression bomb": ([sh.decompression_bomb_png()], "INVALID_ARGUMENT",
                                "refused before decoding"),
@@ -221,7 +224,7 @@ def _request(inputs, signature="serving_default", model=MODEL, version=None):
     ("pixels instead of bytes", dict(inputs={"image_bytes": np.zeros((1, 32, 32, 3), np.float32)}),
      "INVALID_ARGUMENT", "expects string but float32 was sent"),
     ("wrong input key", dict(inputs={"images": [b"x"]}), "INVALID_ARGUMENT",
-     "missing but required ['image_bytes']"),
+     "input 'images' is not an input of this signature; it takes ['image_bytes']"),
     ("unknown signature", dict(signature="nope"), "INVALID_ARGUMENT",
      'signature key "nope" not found'),
     ("unknown model", dict(model="mnist"), "NOT_FOUND", "model 'mnist'"),
