@@ -21,7 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import components  # noqa: E402,F401
-from bench import ablation, quality, scaling, serving, training, transform  # noqa: E402
+from bench import abuse, ablation, quality, scaling, serving, training, transform  # noqa: E402,E501
 from bench.component_times import component_seconds  # noqa: E402
 from pipeline import configs  # noqa: E402
 
@@ -29,21 +29,25 @@ RESULTS_DIR = os.path.join(REPO, "bench", "results")
 RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
 FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
-ORDER = ["quality", "ablation", "training", "transform", "serving", "end_to_end", "scaling"]
+ORDER = ["quality", "ablation", "training", "transform", "serving", "abuse", "end_to_end",
+         "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
     "serving": "4. Serving",
+    "abuse": "4b. Hostile input (abuse run against svhn-tfx-serve)",
     "end_to_end": "5. End to end (`make demo` on a fresh root)",
     "scaling": "6. Scaling",
 }
 FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=200,
             serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000),
-            ablation_train=20_000, ablation_steps=1_500)
+            ablation_train=20_000, ablation_steps=1_500, abuse_requests=10_000,
+            abuse_burst=256, abuse_idle=100)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
-             scaling_sizes=(), ablation_train=300, ablation_steps=10)
+             scaling_sizes=(), ablation_train=300, ablation_steps=10, abuse_requests=60,
+             abuse_burst=16, abuse_idle=10)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
 
 
@@ -62,7 +66,7 @@ def save(name: str, result: dict, quick: bool) -> None:
 
 def tables(results_dir: str) -> str:
     modules = {"quality": quality, "ablation": ablation, "training": training,
-               "transform": transform, "serving": serving, "scaling": scaling}
+               "transform": transform, "serving": serving, "abuse": abuse, "scaling": scaling}
     parts = []
     for name in ORDER:
         path = os.path.join(results_dir, f"{name}.json")
@@ -125,7 +129,7 @@ def main(argv=None) -> int:
 
     model_dir = None
     quality_root = os.path.join(work, "quality")
-    if {"quality", "training", "transform", "serving", "scaling"} & set(selected):
+    if {"quality", "training", "transform", "serving", "abuse", "scaling"} & set(selected):
         if "quality" in selected or not glob.glob(os.path.join(quality_root, "pipeline")):
             print(f"bench: quality (the make demo recipe: {size['train']} images, "
                   f"{size['steps']} steps)", flush=True)
@@ -168,11 +172,12 @@ def main(argv=None) -> int:
                                quick=args.quick)
         save("transform", result, args.quick)
         print(transform.table(result), flush=True)
-    if "serving" in selected:
-        print("bench: serving", flush=True)
-        base = os.path.join(work, "serving", "models")
+    base = os.path.join(work, "serving", "models")
+    if {"serving", "abuse"} & set(selected):
         shutil.rmtree(base, ignore_errors=True)
         shutil.copytree(model_dir, os.path.join(base, "1"))
+    if "serving" in selected:
+        print("bench: serving", flush=True)
         real = quality.real_dev_sets(DEV_DIR, FORMAT1_DIR)
         sample = real["digits"][0] if real else None
         if sample is None:
@@ -181,6 +186,11 @@ def main(argv=None) -> int:
         result = serving.run(base, os.path.join(base, "1"), sample, size["serving_seconds"])
         save("serving", result, args.quick)
         print(serving.table(result), flush=True)
+    if "abuse" in selected:
+        print(f"bench: abuse ({size['abuse_requests']} hostile requests)", flush=True)
+        result = abuse.run(base, size["abuse_requests"], size["abuse_burst"], size["abuse_idle"])
+        save("abuse", result, args.quick)
+        print(abuse.table(result), flush=True)
     if "end_to_end" in selected:
         print("bench: end to end (make demo on a fresh root)", flush=True)
         result = end_to_end(os.path.join(work, "demo-root"))

@@ -607,7 +607,7 @@ def test_a_user_split_is_found_beside_train_and_eval_and_bad_names_are_refused(t
         find_splits(str(out))
 
 
-def _records(labels, where="gen"):
+def _blank_records(labels, where="gen"):
     png = records.encode_png(np.zeros((8, 8, 3), np.uint8))
     return [records.Record(f"{where}#{i}", png, label) for i, label in enumerate(labels)]
 
@@ -615,7 +615,7 @@ def _records(labels, where="gen"):
 def test_overwriting_a_split_keeps_the_old_one_whole_until_the_new_one_is_in(tmp_path,
                                                                              monkeypatch):
     out = str(tmp_path)
-    write_split(_records([1, 2, 3]), out, "train")
+    write_split(_blank_records([1, 2, 3]), out, "train")
     real_rename = os.rename
 
     def rename_fails_for_the_new_split(src, dst):
@@ -625,20 +625,20 @@ def test_overwriting_a_split_keeps_the_old_one_whole_until_the_new_one_is_in(tmp
 
     monkeypatch.setattr(records.os, "rename", rename_fails_for_the_new_split)
     with pytest.raises(OSError, match="disk full"):
-        write_split(_records([7, 7]), out, "train", overwrite=True)
+        write_split(_blank_records([7, 7]), out, "train", overwrite=True)
     monkeypatch.undo()
     assert [label for _, label in read_split(os.path.join(out, "train"))] == [1, 2, 3]
     assert sorted(os.listdir(out)) == ["train"]   # nothing half-done left behind
-    write_split(_records([7, 7]), out, "train", overwrite=True)
+    write_split(_blank_records([7, 7]), out, "train", overwrite=True)
     assert [label for _, label in read_split(os.path.join(out, "train"))] == [7, 7]
 
 
 def test_a_replacement_killed_between_its_renames_is_restored_by_the_next_write(tmp_path):
     out = str(tmp_path)
-    write_split(_records([4, 5]), out, "eval")
+    write_split(_blank_records([4, 5]), out, "eval")
     os.rename(os.path.join(out, "eval"), os.path.join(out, ".eval.replaced"))  # killed here
     log = io.StringIO()
     with pytest.raises(FileExistsError):
-        write_split(_records([9]), out, "eval", log=log)
+        write_split(_blank_records([9]), out, "eval", log=log)
     assert "restored" in log.getvalue()
     assert [label for _, label in read_split(os.path.join(out, "eval"))] == [4, 5]
