@@ -77,10 +77,13 @@ def test_a_request_larger_than_the_batch_is_cut_into_batches_run_by_the_batch_th
     batcher.close()
 
 
-def test_merged_batches_respect_the_size_and_the_cost_limit():
+@pytest.mark.parametrize("max_batch_cost, largest", [(0, 6), (100, 3)])
+def test_merged_batches_respect_the_size_and_the_cost_limit(max_batch_cost, largest):
+    """Requests of 3 images at 20 pixels each: 8 images per batch fit two requests (three
+    would be 9); 100 pixels fit only one (two would cost 120)."""
     calls = []
     batcher = Batcher(lambda inputs: calls.append(inputs["x"].copy()) or {"y": inputs["x"]},
-                      max_batch_size=8, timeout_s=0.5, max_batch_cost=100)
+                      max_batch_size=8, timeout_s=0.5, max_batch_cost=max_batch_cost)
     requests = [{"x": np.arange(3)} for _ in range(12)]
     results = [None] * len(requests)
     all_arriving = threading.Barrier(len(requests))
@@ -97,7 +100,7 @@ def test_merged_batches_respect_the_size_and_the_cost_limit():
         t.join()
     assert all(len(r["y"]) == 3 for r in results)
     assert sum(len(c) for c in calls) == 36
-    assert max(len(c) for c in calls) <= 3   # two requests would cost 120 > 100
+    assert max(len(c) for c in calls) <= largest
     batcher.close()
 
 
