@@ -15,12 +15,21 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PIPELINE_NAME = os.environ.get("SVHN_TFX_PIPELINE_NAME", "svhn-tfx")
 MODEL_NAME = os.environ.get("SVHN_TFX_MODEL_NAME", "svhn")
 
-ARTIFACTS_ROOT = os.path.abspath(
-    os.environ.get("SVHN_TFX_ROOT", os.path.join(_REPO_ROOT, "artifacts")))
+
+
+def _root(path: str) -> str:
+    """A URI (gs://bucket/..., s3://...) stays as given; a local path becomes absolute."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+ARTIFACTS_ROOT = _root(os.environ.get("SVHN_TFX_ROOT", os.path.join(_REPO_ROOT, "artifacts")))
 # Converted GZIP TFRecords, one folder per split (what `svhn-tfx-data` writes).
-DATA_ROOT = os.path.abspath(os.environ.get("SVHN_TFX_DATA", os.path.join(ARTIFACTS_ROOT, "data")))
+DATA_ROOT = _root(os.environ.get("SVHN_TFX_DATA", os.path.join(ARTIFACTS_ROOT, "data")))
 PIPELINE_ROOT = os.path.join(ARTIFACTS_ROOT, "pipelines", PIPELINE_NAME)
-METADATA_PATH = os.path.join(ARTIFACTS_ROOT, "metadata", PIPELINE_NAME, "metadata.db")
+# The local runner's MLMD database is SQLite, a local file even when the root is a URI.
+METADATA_PATH = _root(os.environ.get("SVHN_TFX_METADATA", os.path.join(
+    ARTIFACTS_ROOT if "://" not in ARTIFACTS_ROOT else os.path.join(_REPO_ROOT, "artifacts"),
+    "metadata", PIPELINE_NAME, "metadata.db")))
 # The splits to ingest, e.g. "train,eval,calibration,real". Unset: every split folder found in
 # DATA_ROOT when the pipeline is built (a compiled Kubeflow/Vertex pipeline takes train,eval).
 SPLITS = tuple(s.strip() for s in os.environ["SVHN_TFX_SPLITS"].split(",") if s.strip()) \

@@ -5,16 +5,19 @@ Pusher writes it. A poll thread loads each new version completely (including a w
 call) before it becomes the latest, so a request in flight keeps the version it started
 with and none fails during a swap. A version that fails to load is logged and skipped,
 and the previous one keeps serving; it is retried only when its files change (a copy
-still in progress usually fails the first time).
+still in progress usually fails the first time). The base path may be a URI.
 """
 import logging
 import os
 import threading
 from typing import Callable, Dict, List, Optional
 
+import tensorflow as tf
+
 from serving.errors import not_found
 from serving.servable import Servable
 
+gfile = tf.io.gfile   # --model_base_path may be a URI (gs://...), as TF Serving allows
 # The versions kept loaded, newest first (TF Serving's default policy keeps only the latest).
 DEFAULT_MAX_LOADED_VERSIONS = 2
 
@@ -101,21 +104,21 @@ class ModelStore:
 
 def _versions_on_disk(base_path: str) -> Dict[int, str]:
     try:
-        names = os.listdir(base_path)
-    except FileNotFoundError:
+        names = [name.rstrip("/") for name in gfile.listdir(base_path)]
+    except tf.errors.NotFoundError:
         return {}
     return {int(name): os.path.join(base_path, name) for name in names
-            if name.isdigit() and os.path.isdir(os.path.join(base_path, name))}
+            if name.isdigit() and gfile.isdir(os.path.join(base_path, name))}
 
 
 def _fingerprint(path: str) -> tuple:
     entries = []
-    for root, _, files in os.walk(path):
+    for root, _, files in gfile.walk(path):
         for name in files:
             try:
-                stat = os.stat(os.path.join(root, name))
-            except FileNotFoundError:
+                stat = gfile.stat(os.path.join(root, name))
+            except tf.errors.NotFoundError:
                 continue
-            entries.append((os.path.relpath(os.path.join(root, name), path), stat.st_size,
-                            stat.st_mtime_ns))
+            entries.append((os.path.relpath(os.path.join(root, name), path), stat.length,
+                            stat.mtime_nsec))
     return tuple(sorted(entries))

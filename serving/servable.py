@@ -193,7 +193,7 @@ def _images_in(key: str, value: np.ndarray):
 
 def _read_signature_defs(path: str):
     proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
     (meta_graph,) = [m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags]
     return {name: sig for name, sig in meta_graph.signature_def.items()

@@ -37,7 +37,8 @@ def parse_args(argv=None):
                    help="REST port (0: no REST, as in TF Serving)")
     p.add_argument("--model_name", default="svhn")
     p.add_argument("--model_base_path", required=True,
-                   help="folder holding <version>/saved_model.pb (the Pusher's destination)")
+                   help="folder holding <version>/saved_model.pb (the Pusher's destination); "
+                        "a local path or a URI such as gs://bucket/models/svhn")
     p.add_argument("--file_system_poll_wait_seconds", type=float, default=2.0,
                    help="how often to look for new versions (0: never)")
     p.add_argument("--max_loaded_versions", type=int, default=DEFAULT_MAX_LOADED_VERSIONS,
@@ -82,7 +83,9 @@ def main(argv=None) -> int:
                         args.batch_timeout_micros / 1e6, args.num_batch_threads,
                         args.max_enqueued_batches)
 
-    store = ModelStore(args.model_name, os.path.abspath(args.model_base_path), load,
+    base_path = args.model_base_path if "://" in args.model_base_path else \
+        os.path.abspath(args.model_base_path)
+    store = ModelStore(args.model_name, base_path, load,
                        args.max_loaded_versions)
     store.poll_once()
     if not store.loaded_versions():

@@ -616,14 +616,14 @@ def test_overwriting_a_split_keeps_the_old_one_whole_until_the_new_one_is_in(tmp
                                                                              monkeypatch):
     out = str(tmp_path)
     write_split(_blank_records([1, 2, 3]), out, "train")
-    real_rename = os.rename
+    real_rename = records.gfile.rename
 
-    def rename_fails_for_the_new_split(src, dst):
+    def rename_fails_for_the_new_split(src, dst, overwrite=False):
         if ".partial-" in src:
             raise OSError("disk full")
-        real_rename(src, dst)
+        real_rename(src, dst, overwrite)
 
-    monkeypatch.setattr(records.os, "rename", rename_fails_for_the_new_split)
+    monkeypatch.setattr(records.gfile, "rename", rename_fails_for_the_new_split)
     with pytest.raises(OSError, match="disk full"):
         write_split(_blank_records([7, 7]), out, "train", overwrite=True)
     monkeypatch.undo()

@@ -84,9 +84,10 @@ def _write(records, args, split: str):
 def _check_free(args, splits) -> None:
     if args.overwrite:
         return
+    from components.data.records import gfile
     for split in splits:
         final = os.path.join(args.out, split)
-        if os.path.exists(final):
+        if gfile.exists(final):
             raise FileExistsError(f"{final} already exists; pass --overwrite to replace it")
 
 

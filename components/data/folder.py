@@ -8,13 +8,16 @@ hidden entries (``.DS_Store``, ``.ipynb_checkpoints``) are ignored, as Keras doe
 A folder with another name gives one bad record per image file in it (so the default
 stops at its first file, naming the folder; ``skip_bad`` counts and skips them). An
 unreadable file gives a bad record naming its path; a corrupt or truncated image is
-caught by ``records.check_record`` and reported with its path.
+caught by ``records.check_record`` and reported with its path. ``root`` may be a URI
+(gs://...) as well as a local folder.
 """
 import os
 from typing import Iterator, List, Optional
 
+import tensorflow as tf
+
 import schema
-from components.data.records import Record
+from components.data.records import Record, gfile
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 NO_DIGIT_NAMES = ("none", str(schema.NO_DIGIT))
@@ -31,8 +34,8 @@ def folder_label(name: str) -> Optional[int]:
 
 def _image_files(directory: str) -> List[str]:
     found = []
-    for parent, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for parent, dirs, files in gfile.walk(directory):
+        dirs[:] = sorted(d.rstrip("/") for d in dirs if not d.startswith("."))
         found.extend(os.path.join(parent, f) for f in sorted(files)
                      if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
     return found
@@ -41,12 +44,12 @@ def _image_files(directory: str) -> List[str]:
 def read_folder(root: str) -> Iterator[Record]:
     """Checks ``root`` now; yields one Record per image file lazily, in sorted order."""
     root = os.fspath(root)
-    if not os.path.exists(root):
+    if not gfile.exists(root):
         raise FileNotFoundError(f"{root}: no such directory")
-    if not os.path.isdir(root):
+    if not gfile.isdir(root):
         raise NotADirectoryError(f"{root}: not a directory")
-    folders = sorted(e for e in os.listdir(root)
-                     if not e.startswith(".") and os.path.isdir(os.path.join(root, e)))
+    folders = sorted(e.rstrip("/") for e in gfile.listdir(root)
+                     if not e.startswith(".") and gfile.isdir(os.path.join(root, e)))
     if not folders:
         raise FileNotFoundError(f"{root}: no label folders (expected {root}/0 .. {root}/9 "
                                 f"and {root}/none)")
@@ -61,11 +64,11 @@ def read_folder(root: str) -> Iterator[Record]:
                         f"'none' or '10' for no digit)"))
                     continue
                 try:
-                    with open(path, "rb") as f:
+                    with gfile.GFile(path, "rb") as f:
                         data = f.read()
-                except OSError as e:
-                    yield Record(path, None, label,
-                                 error=f"cannot read file ({e.strerror or e})")
+                except (OSError, tf.errors.OpError) as e:
+                    reason = e.message if isinstance(e, tf.errors.OpError) else e.strerror or e
+                    yield Record(path, None, label, error=f"cannot read file ({reason})")
                     continue
                 yield Record(path, data, label)
     return records()

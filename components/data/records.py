@@ -11,7 +11,6 @@ import collections
 import dataclasses
 import io
 import os
-import shutil
 import sys
 import time
 from typing import Iterable, List, Optional
@@ -24,6 +23,7 @@ import schema
 from components.transform import preprocessing
 from schema import images
 
+gfile = tf.io.gfile   # every path may be a URI (gs://, s3://, ...) as well as a local path
 RECORD_SUFFIX = ".tfrecord.gz"
 DEFAULT_SHARD_SIZE = 20_000
 PROGRESS_EVERY = 5_000
@@ -128,12 +128,12 @@ def write_split(records: Iterable[Record], out_dir: str, split: str, *,
     check_split_name(split)
     final = os.path.join(out_dir, split)
     _restore_interrupted(final, log)
-    if os.path.exists(final) and not overwrite:
+    if gfile.exists(final) and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite to replace it")
-    os.makedirs(out_dir, exist_ok=True)
+    gfile.makedirs(out_dir)
     partial = os.path.join(out_dir, f".{split}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial)
+    _remove_tree(partial)
+    gfile.makedirs(partial)
     stats = SplitStats(split=split, path=final)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
     writer, shard, start = None, 0, time.time()
@@ -170,24 +170,43 @@ def write_split(records: Iterable[Record], out_dir: str, split: str, *,
     finally:
         if writer is not None:
             writer.close()
-        shutil.rmtree(partial, ignore_errors=True)
+        _remove_tree(partial)
     return stats
 
 
 def _replace(new: str, final: str) -> None:
     """Moves ``new`` to ``final``; an existing ``final`` is set aside first and deleted only
     once the new one is in place, so a failure at any point leaves one of them whole."""
-    if not os.path.exists(final):
-        os.rename(new, final)
+    if not gfile.exists(final):
+        _move_tree(new, final)
         return
     old = _set_aside_name(final)
-    os.rename(final, old)
+    _move_tree(final, old)
     try:
-        os.rename(new, final)
+        _move_tree(new, final)
     except BaseException:
-        os.rename(old, final)
+        _move_tree(old, final)
         raise
-    shutil.rmtree(old)
+    gfile.rmtree(old)
+
+
+def _move_tree(src: str, dst: str) -> None:
+    """One atomic rename on a local disk; file by file where a "directory" is only a name
+    prefix (object stores, ram://), whose renames do not carry a folder's contents."""
+    if "://" not in src:
+        gfile.rename(src, dst)
+        return
+    for parent, _, files in gfile.walk(src):
+        target = dst + parent[len(src):]
+        gfile.makedirs(target)
+        for name in files:
+            gfile.rename(os.path.join(parent, name), os.path.join(target, name))
+    gfile.rmtree(src)
+
+
+def _remove_tree(path: str) -> None:
+    if gfile.exists(path):
+        gfile.rmtree(path)
 
 
 def _set_aside_name(final: str) -> str:
@@ -197,11 +216,11 @@ def _set_aside_name(final: str) -> str:
 def _restore_interrupted(final: str, log) -> None:
     """A replacement killed between its two renames left the old split set aside: put it back."""
     old = _set_aside_name(final)
-    if os.path.exists(old):
-        if os.path.exists(final):
-            shutil.rmtree(old)   # the new split made it in; the old one was being deleted
+    if gfile.exists(old):
+        if gfile.exists(final):
+            gfile.rmtree(old)   # the new split made it in; the old one was being deleted
         else:
-            os.rename(old, final)
+            _move_tree(old, final)
             print(f"restored {final} from an interrupted replacement", file=log)
 
 

@@ -8,7 +8,6 @@ and never trained on: after training, a temperature and an abstention threshold 
 it (calibration.py). The exported SavedModel embeds the Transform graph and both numbers
 (export.py).
 """
-import glob
 import hashlib
 import json
 import os
@@ -83,7 +82,7 @@ def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuff
     read the decoded tensors back from this local file on every later pass (12 KB an image).
     """
     pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-    files = sorted(glob.glob(pattern))
+    files = sorted(tfx.dsl.io.fileio.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no examples for split {split!r} at {pattern}")
     spec = tft_output.raw_feature_spec()
@@ -113,7 +112,7 @@ def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuff
 def check_label_domain(schema_artifact) -> None:
     """The model's output size is fixed by the record contract; the schema must agree."""
     schema_proto = tfdv.load_schema_text(
-        os.path.join(schema_artifact.uri, os.listdir(schema_artifact.uri)[0]))
+        os.path.join(schema_artifact.uri, tfx.dsl.io.fileio.listdir(schema_artifact.uri)[0]))
     domain = tfdv.get_feature(schema_proto, record_schema.LABEL_KEY).int_domain
     if (domain.min, domain.max) != (0, record_schema.MAX_LABEL):
         raise ValueError(
