@@ -31,7 +31,12 @@ def create_pipeline(
     enable_cache: bool = True,
     splits: Optional[Sequence[str]] = None,
     warm_start_dir: Optional[str] = None,
+    warm_start_fingerprint: Optional[str] = None,
+    schema_file: str = schema.SCHEMA_PATH,
 ) -> tfx.dsl.Pipeline:
+    """``schema_file`` and ``warm_start_dir`` are paths where the components run (inside the
+    image, for a compiled pipeline); ``warm_start_fingerprint`` is the weights' hash when
+    they cannot be read from here."""
     # Every split is ingested: train, eval, and the optional calibration split and extra eval
     # splits (e.g. the user's real crops). Unnamed, they are the split folders found now.
     example_gen = tfx.components.ImportExampleGen(
@@ -40,7 +45,7 @@ def create_pipeline(
             tfx.proto.Input.Split(name=split, pattern=f"{split}/{RECORD_GLOB}")
             for split in (splits or find_splits(data_root))]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema.SCHEMA_PATH)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
@@ -62,7 +67,7 @@ def create_pipeline(
     # new weights in the same folder make a new artifact (and a Trainer cache miss).
     base_model = tfx.dsl.Importer(
         source_uri=warm_start_dir, artifact_type=tfx.types.standard_artifacts.Model,
-        custom_properties={"sha256": weights_fingerprint(warm_start_dir)},
+        custom_properties={"sha256": warm_start_fingerprint or weights_fingerprint(warm_start_dir)},
     ).with_id("warm_start_importer") if warm_start_dir else None
 
     trainer = SvhnTrainer(
