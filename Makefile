@@ -17,7 +17,7 @@ export PYTHONWARNINGS ?= ignore::FutureWarning
 PIPELINE_NAME ?= svhn-tfx
 DATA := $(SVHN_TFX_ROOT)/data
 
-.PHONY: help venv demo data pipeline serve-demo test bench bench-quick pretrain lock clean
+.PHONY: help venv demo data pipeline serve-demo test bench bench-quick beam-portable pretrain lock clean
 
 help:
 	@echo "make demo   generate data, run the TFX pipeline (tfx CLI, local engine), serve and query the model"
@@ -73,6 +73,11 @@ bench: venv
 
 bench-quick: venv
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
+# The Beam components on Beam's portable runner (job server + SDK worker processes), checked
+# against the DirectRunner: the local stand-in for Flink/Spark (see the README).
+beam-portable: venv
+	$(BIN)/python -m bench.run --only portable $(BENCH_ARGS)
 
 lock: venv
 	{ echo "# Exact pins for Python 3.10 + TFX 1.16.0 (make lock). Beam 2.74 needs dill added."; \

@@ -21,7 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import components  # noqa: E402,F401
-from bench import abuse, ablation, quality, scaling, serving, training, transform  # noqa: E402,E501
+from bench import (abuse, ablation, portable, quality, scaling, serving,  # noqa: E402
+                   training, transform)
 from bench.component_times import component_seconds  # noqa: E402
 from pipeline import configs  # noqa: E402
 
@@ -29,13 +30,14 @@ RESULTS_DIR = os.path.join(REPO, "bench", "results")
 RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
 FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
-ORDER = ["quality", "ablation", "training", "transform", "serving", "abuse", "end_to_end",
-         "scaling"]
+ORDER = ["quality", "ablation", "training", "transform", "portable", "serving", "abuse",
+         "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
+    "portable": "3b. Beam components on the portable runner (separate worker processes)",
     "serving": "4. Serving",
     "abuse": "4b. Hostile input (abuse run against svhn-tfx-serve)",
     "end_to_end": "5. End to end (`make demo` on a fresh root)",
@@ -44,10 +46,10 @@ TITLES = {
 FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=200,
             serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000),
             ablation_train=20_000, ablation_steps=1_500, abuse_requests=10_000,
-            abuse_burst=256, abuse_idle=100)
+            abuse_burst=256, abuse_idle=100, portable_train=2_000, portable_eval=500)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
              scaling_sizes=(), ablation_train=300, ablation_steps=10, abuse_requests=60,
-             abuse_burst=16, abuse_idle=10)
+             abuse_burst=16, abuse_idle=10, portable_train=100, portable_eval=50)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
 
 
@@ -66,7 +68,8 @@ def save(name: str, result: dict, quick: bool) -> None:
 
 def tables(results_dir: str) -> str:
     modules = {"quality": quality, "ablation": ablation, "training": training,
-               "transform": transform, "serving": serving, "abuse": abuse, "scaling": scaling}
+               "transform": transform, "portable": portable, "serving": serving, "abuse": abuse,
+               "scaling": scaling}
     parts = []
     for name in ORDER:
         path = os.path.join(results_dir, f"{name}.json")
@@ -129,7 +132,8 @@ def main(argv=None) -> int:
 
     model_dir = None
     quality_root = os.path.join(work, "quality")
-    if {"quality", "training", "transform", "serving", "abuse", "scaling"} & set(selected):
+    if {"quality", "training", "transform", "portable", "serving", "abuse", "scaling"} & \
+            set(selected):
         if "quality" in selected or not glob.glob(os.path.join(quality_root, "pipeline")):
             print(f"bench: quality (the make demo recipe: {size['train']} images, "
                   f"{size['steps']} steps)", flush=True)
@@ -172,6 +176,12 @@ def main(argv=None) -> int:
                                quick=args.quick)
         save("transform", result, args.quick)
         print(transform.table(result), flush=True)
+    if "portable" in selected:
+        print("bench: Beam components, DirectRunner and portable runner", flush=True)
+        result = portable.run(os.path.join(work, "portable"), newest("SvhnTrainer", "model", "*"),
+                              size["portable_train"], size["portable_eval"])
+        save("portable", result, args.quick)
+        print(portable.table(result), flush=True)
     base = os.path.join(work, "serving", "models")
     if {"serving", "abuse"} & set(selected):
         shutil.rmtree(base, ignore_errors=True)
