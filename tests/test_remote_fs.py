@@ -15,7 +15,7 @@ import tensorflow_transform as tft
 from tfx.types import standard_artifacts
 
 import schema
-from components.data import folder, records, synthetic
+from components.data import digit_struct, folder, records, svhn_mat, synthetic
 from components.evaluator import component as evaluator
 from components.trainer import component as trainer
 from components.transform.preprocessing import preprocess_images
@@ -114,3 +114,37 @@ def test_the_evaluator_publishes_its_report_to_a_uri(ram, tmp_path):
     with gfile.GFile(f"{ram}/evaluation/metrics.json") as f:
         assert json.load(f) == {"blessed": True}
     assert gfile.exists(f"{ram}/evaluation/report.html")
+
+
+SHARED_FORMAT1 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              os.pardir, "shared", "data", "svhn-format1", "train")
+
+
+def _same_records(a, b):
+    return [(r.label, r.image, r.error) for r in a] == [(r.label, r.image, r.error) for r in b]
+
+
+@pytest.mark.parametrize("version", ["v5", "v7.3"])
+def test_svhn_mat_files_are_read_from_a_uri(ram, tmp_path, version):
+    import h5py
+    import scipy.io
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (32, 32, 3, 5), dtype=np.uint8)
+    y = rng.integers(1, 11, (5, 1)).astype(np.float64)
+    local = str(tmp_path / "train_32x32.mat")
+    if version == "v5":
+        scipy.io.savemat(local, {"X": x, "y": y}, do_compression=True)
+    else:
+        with h5py.File(local, "w", userblock_size=512) as f:
+            f.create_dataset("X", data=np.ascontiguousarray(x.T))
+            f.create_dataset("y", data=np.ascontiguousarray(y.T))
+    gfile.makedirs(ram)
+    gfile.copy(local, f"{ram}/train_32x32.mat")
+    assert _same_records(svhn_mat.read_mat(f"{ram}/train_32x32.mat"), svhn_mat.read_mat(local))
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_FORMAT1), reason="no shared SVHN format-1 photos")
+def test_svhn_photos_and_digit_struct_are_read_from_a_uri(ram):
+    _copy_tree(SHARED_FORMAT1, f"{ram}/train")
+    from_uri = list(digit_struct.read_digit_struct_dir(f"{ram}/train"))
+    assert from_uri and _same_records(from_uri, digit_struct.read_digit_struct_dir(SHARED_FORMAT1))

@@ -27,9 +27,11 @@ import os
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 import schema
+from components.data import files
 from components.data.records import BadRecordError, Record, encode_png
 
 DIGIT_STRUCT = "digitStruct.mat"
@@ -82,13 +84,13 @@ def read_digit_struct(mat_path: str) -> Iterator[Photo]:
     """Opens and checks ``mat_path`` now; yields its photos (name and boxes) lazily."""
     import h5py
     mat_path = os.fspath(mat_path)
-    if not os.path.isfile(mat_path):
+    if not files.is_file(mat_path):
         raise FileNotFoundError(f"{mat_path}: no such file")
-    if not h5py.is_hdf5(mat_path):
+    if not files.is_hdf5(mat_path):
         raise DigitStructError(f"{mat_path}: not a MATLAB v7.3 (HDF5) file, as SVHN's "
                                f"digitStruct.mat is")
     try:
-        f = h5py.File(mat_path, "r")
+        f = files.open_hdf5(mat_path)
     except OSError as e:
         raise DigitStructError(f"{mat_path}: cannot open ({e})") from None
     try:
@@ -204,7 +206,7 @@ def iter_crops(directory: str, *, backgrounds_per_image: int = 1, seed: int = 0,
     if backgrounds_per_image < 0 or size < 1:
         raise ValueError("backgrounds_per_image must be >= 0 and size >= 1")
     directory = os.fspath(directory)
-    if not os.path.isdir(directory):
+    if not files.gfile.isdir(directory):
         raise FileNotFoundError(f"{directory}: no such directory")
     photos = read_digit_struct(os.path.join(directory, mat_name))
 
@@ -245,12 +247,11 @@ def iter_crops(directory: str, *, backgrounds_per_image: int = 1, seed: int = 0,
 
 def _load(path: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
+        data = files.read_bytes(path)
+    except (FileNotFoundError, tf.errors.NotFoundError):
         return None, "image file not found"
-    except OSError as e:
-        return None, f"cannot read image file ({e.strerror or e})"
+    except (OSError, tf.errors.OpError) as e:
+        return None, f"cannot read image file ({getattr(e, 'strerror', None) or e})"
     try:
         with Image.open(io.BytesIO(data)) as img:
             return np.asarray(img.convert("RGB")), None

@@ -27,6 +27,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from components.data import files
 from components.data.records import BadRecordError, Record, encode_png
 
 IMAGE_SHAPE = (32, 32, 3)
@@ -226,7 +227,7 @@ def _scan_v5(f, where: str) -> _Layout:
     else:
         raise MatFormatError(f"{where}: not a MATLAB v5/v7 or v7.3 .mat file "
                              f"(no MAT-file header; MATLAB v4 files are not supported)")
-    file_size = os.fstat(f.fileno()).st_size
+    file_size = files.size(where)
     layout = _Layout(endian)
     offset = 128
     while offset + 8 <= file_size:
@@ -280,11 +281,6 @@ def _label(value: float) -> Tuple[int, Optional[str]]:
 
 # ------------------------------------------------------------------------ public API
 
-def is_hdf5(path: str) -> bool:
-    import h5py
-    return h5py.is_hdf5(path)
-
-
 def iter_images(path: str, chunk_images: int = DEFAULT_CHUNK_IMAGES
                 ) -> Iterator[Tuple[int, np.ndarray, int, Optional[str]]]:
     """Checks the file, then yields (index, 32x32x3 uint8 pixels, label, error) lazily.
@@ -296,11 +292,11 @@ def iter_images(path: str, chunk_images: int = DEFAULT_CHUNK_IMAGES
     if chunk_images < 1:
         raise ValueError("chunk_images must be >= 1")
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not files.is_file(path):
         raise FileNotFoundError(f"{path}: no such file")
-    if is_hdf5(path):
+    if files.is_hdf5(path):
         return _iter_hdf5(path, chunk_images)
-    with open(path, "rb") as f:
+    with files.open_binary(path) as f:
         layout = _scan_v5(f, path)
     if layout.x is None or layout.y is None:
         missing = " and ".join(k for k, v in (("X", layout.x), ("y", layout.y)) if v is None)
@@ -316,8 +312,8 @@ def iter_images(path: str, chunk_images: int = DEFAULT_CHUNK_IMAGES
 
 def _iter_v5(path, layout: _Layout, n: int, chunk_images: int):
     endian = layout.endian
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    with files.open_binary(path) as f:
+        size = files.size(path)
         src, _ = _open_element(f, layout.x_offset, endian, path, size)
         var = _matrix_header(src, endian)
         if n == 0:
@@ -351,7 +347,7 @@ def _emit(path, block, labels, start, take):
 def _iter_hdf5(path: str, chunk_images: int):
     import h5py
     try:
-        f = h5py.File(path, "r")
+        f = files.open_hdf5(path)
     except OSError as e:
         raise MatFormatError(f"{path}: cannot open as MATLAB v7.3/HDF5 ({e})") from None
     try:
