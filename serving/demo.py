@@ -6,14 +6,16 @@ wall, a plain colour, random noise) as ordinary PNG/JPEG files of several sizes,
 client, prints each answer, and stops the server.
 """
 import argparse
-import glob
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 
+import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 import schema
@@ -56,7 +58,7 @@ def _number(value) -> str:
 
 def print_split_metrics(metrics_path: str) -> None:
     """The evaluated model on each eval split: the generated one and, given, the user's."""
-    with open(metrics_path) as f:
+    with tf.io.gfile.GFile(metrics_path) as f:
         report = json.load(f)
     splits = report.get("splits") or {report["eval_split"]: {"candidate": report["candidate"]}}
     verdict = "blessed" if report["blessed"] else "NOT blessed"
@@ -86,9 +88,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_base_path", default=configs.SERVING_MODEL_DIR)
     parser.add_argument("--model_name", default=configs.MODEL_NAME)
-    parser.add_argument("--samples_dir", default=os.path.join(configs.ARTIFACTS_ROOT, "samples"))
+    parser.add_argument("--samples_dir", default=os.path.join(
+        configs.ARTIFACTS_ROOT if "://" not in configs.ARTIFACTS_ROOT else tempfile.gettempdir(),
+        "samples"), help="a local folder: the sample files a person can open")
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.model_base_path) or not os.listdir(args.model_base_path):
+    if not tf.io.gfile.isdir(args.model_base_path) or \
+            not tf.io.gfile.listdir(args.model_base_path):
         print(f"error: no pushed model in {args.model_base_path}; was it blessed? "
               "See the SvhnEvaluator lines in the pipeline log.", file=sys.stderr)
         return 1
@@ -117,8 +122,8 @@ def main(argv=None) -> int:
         top3 = ", ".join(f"{label}:{p:.2f}" for label, p in result["top3"])
         print(f"{os.path.basename(path):<22} {names.get(expected, str(expected)):<9} "
               f"{result['answer']:<12} {result['probability']:>6.3f}  {top3}")
-    evaluations = glob.glob(os.path.join(configs.PIPELINE_ROOT, "SvhnEvaluator", "evaluation",
-                                         "*", "metrics.json"))
+    evaluations = tf.io.gfile.glob(os.path.join(configs.PIPELINE_ROOT, "SvhnEvaluator",
+                                                "evaluation", "*", "metrics.json"))
     if evaluations:
         latest = os.path.dirname(max(evaluations, key=lambda r: int(r.split(os.sep)[-2])))
         print_split_metrics(os.path.join(latest, "metrics.json"))
