@@ -7,7 +7,7 @@ from ``worker_pool_main`` (``--environment_type=EXTERNAL``), both separate proce
 machine. The Beam components (ExampleGen, StatisticsGen, Transform, the evaluator) run once
 on the DirectRunner and once on the portable runner, on the same data and the same
 (imported) model; the statistics and the evaluation metrics must be identical (floats to
-the last bits: partial sums are added in a different order).
+float32's last bits: the runners batch records and add partial sums differently).
 """
 import contextlib
 import dataclasses
@@ -31,7 +31,9 @@ from pipeline import configs
 from pipeline.svhn_pipeline import PREPROCESSING_FN, RECORD_GLOB
 
 STARTUP_S = 60
-FLOAT_REL_TOL = 1e-9
+# Model outputs are float32, and the runners batch records differently: the same image in a
+# batch of another size can come out different in float32's last bits (seen: 2e-7 relative).
+FLOAT_REL_TOL = 1e-6
 
 
 def _free_port() -> int:
@@ -132,7 +134,7 @@ def _outputs(root: str) -> dict:
 
 
 def _same(a, b) -> bool:
-    """Equal, floats to FLOAT_REL_TOL: runners sum partial results in different orders."""
+    """Equal, floats to FLOAT_REL_TOL (see there); counts and strings exactly."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
@@ -182,5 +184,5 @@ def table(result: dict) -> str:
         f"{'identical' if result['identical_metrics'] else 'DIFFERENT'} |",
     ]) + (f"\n\n{result['examples']} generated examples; the same imported model on both runs. "
           f"Identical: every count and string equal, every float within {FLOAT_REL_TOL:g} "
-          f"relative (runners add partial sums in different orders; the differences seen are "
-          f"in the last bit).")
+          f"relative: model outputs are float32, and the runners batch records (and add partial "
+          f"sums) differently; the differences seen are float32's last bits.")
