@@ -47,7 +47,7 @@ setup(
             "svhn-tfx-data=components.data.cli:main",
             "svhn-tfx-serve=serving.server:main",
             "svhn-tfx-predict=serving.client:main",
-            "svhn-tfx-demo=serving.demo:main",
+            "svhn-tfx-demo=pipeline.demo:main",
         ],
     },
 )

@@ -164,7 +164,7 @@ def run(model_base_path: str, total: int = 10_000, burst_clients: int = 256,
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     from serving.client import predict_request
-    from tests.serving_helpers import ServerProcess
+    from serving.process import ServerProcess
     rng = np.random.default_rng(seed)
     good = _png(rng.integers(0, 256, (32, 32, 3), np.uint8))
     server = ServerProcess(model_base_path, MODEL, file_system_poll_wait_seconds=0,

@@ -29,6 +29,7 @@ from components.evaluator.blessing import OPEN_GATES
 from components.evaluator.component import METRICS_FILE, SvhnEvaluator
 from pipeline import configs
 from pipeline.svhn_pipeline import PREPROCESSING_FN, RECORD_GLOB
+from serving.process import free_port
 
 STARTUP_S = 60
 # Model outputs are float32, and the runners batch records differently: the same image in a
@@ -36,16 +37,10 @@ STARTUP_S = 60
 FLOAT_REL_TOL = 1e-6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def portable_runner(log_dir: str):
     """Beam's job server and an SDK worker pool as child processes; yields the Beam args."""
-    job_port, pool_port = _free_port(), _free_port()
+    job_port, pool_port = free_port(), free_port()
     # Workers are started as "python": the one of this environment, which has the packages.
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep +
                os.environ.get("PATH", ""))

@@ -15,7 +15,7 @@ import numpy as np
 
 import components  # noqa: F401
 import schema
-from components.evaluator import trust
+from components import trust
 from components.evaluator.blessing import OPEN_GATES
 from pipeline import configs
 

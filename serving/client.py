@@ -15,7 +15,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import schema
-from components.trainer.export import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
+from schema.signatures import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 
 DEFAULT_TIMEOUT_S = 30.0
 TOP_K = 3

@@ -11,7 +11,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from components.trainer.export import CLASSIFY_METHOD
+from schema.signatures import CLASSIFY_METHOD
 from serving.errors import ServingError, internal, invalid, too_large
 from serving.model_store import ModelStore
 from serving.servable import DEFAULT_SIGNATURE, check_shape

@@ -16,7 +16,7 @@ from tensorflow.core.example import example_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
 import schema
-from components.trainer.export import EXAMPLES_INPUT, IMAGE_BYTES_INPUT, SERVING_SIGNATURE
+from schema.signatures import EXAMPLES_INPUT, IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 from serving.batching import Batcher
 from serving.errors import ServingError, invalid
 from serving.limits import Limits

@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 
-import components  # noqa: F401  (quiet TensorFlow before it loads)
 import grpc
 
 from serving import grpc_service, rest

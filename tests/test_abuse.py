@@ -20,6 +20,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import schema
 from serving.client import predict_request
+from serving.process import ServerProcess
 from tests import serving_helpers as sh
 
 MODEL = "svhn"
@@ -35,7 +36,7 @@ GOOD = sh.sample_images(2, seed=3)
 def server(tmp_path_factory, exported_model):
     root = tmp_path_factory.mktemp("abuse")
     shutil.copytree(exported_model, root / "models" / "1")
-    process = sh.ServerProcess(
+    process = ServerProcess(
         str(root / "models"), MODEL, file_system_poll_wait_seconds=0,
         max_images_per_request=MAX_IMAGES, max_request_pixels=MAX_REQUEST_PIXELS,
         max_concurrent_requests=MAX_CONCURRENT, max_enqueued_batches=2, max_batch_size=8,

@@ -16,7 +16,7 @@ import schema
 from components.anomaly_gate import DataAnomaliesError
 from components.data.records import read_split
 from components.data.synthetic import generate
-from components.trainer.export import CLASSIFY_METHOD, CLASSIFY_SIGNATURE
+from schema.signatures import CLASSIFY_METHOD, CLASSIFY_SIGNATURE
 from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
 from pipeline import configs
 from tests import pipeline_helpers as ph
@@ -169,7 +169,7 @@ def _calibration_split(run):
 
 
 def test_calibration_is_fitted_on_held_out_data_and_baked_into_the_graph(run, pushed):
-    from components.evaluator import trust
+    from components import trust
     with open(os.path.join(ph.latest_output(run, "SvhnTrainer", "model"),
                            "calibration.json")) as f:
         calibration = json.load(f)
@@ -323,7 +323,7 @@ def _split_report(root) -> dict:
 
 
 def test_a_calibration_split_is_what_t_and_the_threshold_are_fitted_on(split_run):
-    from components.evaluator import trust
+    from components import trust
     model_dir = ph.latest_output(split_run, "SvhnTrainer", "model")
     with open(os.path.join(model_dir, "calibration.json")) as f:
         calibration = json.load(f)

@@ -23,6 +23,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 import schema
 from serving.client import predict_bytes, predict_request
+from serving.process import ServerProcess
 from tests import serving_helpers as sh
 
 POLL_S = 0.5
@@ -38,7 +39,7 @@ def model_dir(tmp_path_factory, exported_model):
 
 @pytest.fixture(scope="module")
 def server(model_dir):
-    process = sh.ServerProcess(str(model_dir / "models"), MODEL,
+    process = ServerProcess(str(model_dir / "models"), MODEL,
                                file_system_poll_wait_seconds=POLL_S, max_images_per_request=64,
                                max_image_bytes=1 << 20)
     yield process
@@ -332,7 +333,7 @@ def test_hot_reload_without_failing_a_request(server, model_dir):
 
 
 def test_load_with_8_concurrent_clients_has_no_errors(server):
-    from bench.serving_load import run_load
+    from serving.load import run_load
     result = run_load(server.grpc_target, MODEL, sh.sample_images(1), clients=8, seconds=3)
     print(f"load test (8 clients, 3 s): {result}")
     assert result["errors"] == 0
@@ -347,7 +348,7 @@ def test_server_process_is_still_up(server):
                     reason="tensorflow_model_server is not on PATH (no package for this OS; "
                            "see README for the Docker command)")
 def test_the_same_round_trip_against_real_tf_serving(model_dir, in_process, tmp_path):
-    real = sh.ServerProcess(str(model_dir / "models"), MODEL,
+    real = ServerProcess(str(model_dir / "models"), MODEL,
                             binary=shutil.which("tensorflow_model_server"),
                             log_path=str(tmp_path / "tf_serving.log"))
     try:

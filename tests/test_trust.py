@@ -6,8 +6,9 @@ import pickle
 import numpy as np
 import pytest
 
-from components.evaluator import plots, trust
-from components.evaluator.trust import TrustAccumulator
+from components import trust
+from components.evaluator import plots
+from components.trust import TrustAccumulator
 
 PNG_MAGIC = b"\x89PNG"
 

@@ -15,8 +15,8 @@ import apache_beam as beam
 import numpy as np
 
 import schema
-from components.evaluator import trust
-from components.trainer.export import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
+from components import trust
+from schema.signatures import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 
 BATCH_SIZE = 256
 CALIBRATED = "calibrated"

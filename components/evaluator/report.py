@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from components.evaluator import plots
-from components.trainer.export import CLASS_NAMES
+from schema.signatures import CLASS_NAMES
 
 MISTAKE_TILE_PX = 64
 RELIABILITY_PNG = "reliability.png"

@@ -9,7 +9,7 @@ calibrated confidence at which answered digits are wrong at most ``target_risk``
 import numpy as np
 import tensorflow as tf
 
-from components.evaluator import trust
+from components import trust
 
 # One training record in CALIBRATION_BUCKETS is held out (by a hash of its bytes, so the
 # split is deterministic and a duplicated image never lands on both sides).

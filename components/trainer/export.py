@@ -1,19 +1,7 @@
 """Exports the serving SavedModel: raw image bytes in, calibrated class probabilities out.
 
-Signatures (the wire contract TF Serving and ``serving/`` expose):
-  serving_default  image_bytes: string[batch] (PNG/JPEG/GIF/BMP file bytes, any size)
-                   -> probabilities float32[batch, 11] (calibrated: softmax(logits / T)),
-                      class_id int64[batch] (10 = no digit), confidence float32[batch],
-                      is_digit bool[batch] (class_id is a digit),
-                      digit int64[batch] (the digit, or -1 for "no digit" and for
-                      confidence below the abstention threshold)
-  classify         inputs: string[batch] serialized tf.Example with ``image_raw``
-                   -> classes string[batch, 11], scores float32[batch, 11]
-                   (method ``tensorflow/serving/classify``, for TF Serving's Classify API)
-  preprocess       image_bytes -> image float32[batch, 32, 32, 3]: the exact model input,
-                   so skew between training and serving can be checked from outside.
-The Transform graph is embedded (``tft_layer``), so decoding and rescaling happen here
-and nowhere else.
+The signatures are the wire contract in ``schema/signatures.py``. The Transform graph is
+embedded (``tft_layer``), so decoding and rescaling happen here and nowhere else.
 """
 import os
 
@@ -23,18 +11,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 import schema
 from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
-
-SERVING_SIGNATURE = "serving_default"
-CLASSIFY_SIGNATURE = "classify"
-PREPROCESS_SIGNATURE = "preprocess"
-IMAGE_BYTES_INPUT = "image_bytes"
-EXAMPLES_INPUT = "inputs"     # serialized tf.Examples (the classify signature)
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-CLASS_NAMES = [str(d) for d in range(schema.NUM_DIGITS)] + ["none"]
-
-
-NOT_ANSWERED = -1
-
+from schema.signatures import (CLASS_NAMES, CLASSIFY_METHOD, CLASSIFY_SIGNATURE, EXAMPLES_INPUT,
+                               IMAGE_BYTES_INPUT, NOT_ANSWERED, PREPROCESS_SIGNATURE,
+                               SERVING_SIGNATURE)
 
 class DigitReader(tf.Module):
     """Transform graph + Keras model + calibration (temperature, abstention threshold).

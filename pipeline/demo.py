@@ -8,7 +8,6 @@ client, prints each answer, and stops the server.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from PIL import Image
 
 import schema
 from pipeline import configs
+from serving.process import free_port
 
 SAMPLE_SEED = 20_251_124
 STARTUP_TIMEOUT_S = 180
@@ -78,12 +78,6 @@ def print_split_metrics(metrics_path: str) -> None:
           "digits answered at the exported threshold, and the share of them that are wrong)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model_base_path", default=configs.SERVING_MODEL_DIR)
@@ -100,7 +94,7 @@ def main(argv=None) -> int:
 
     from serving.client import predict_files, wait_until_available
     samples = write_samples(args.samples_dir)
-    port = _free_port()
+    port = free_port()
     server = f"127.0.0.1:{port}"
     command = [sys.executable, "-m", "serving.server", f"--port={port}", "--rest_api_port=0",
                f"--model_name={args.model_name}", f"--model_base_path={args.model_base_path}"]

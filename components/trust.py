@@ -1,4 +1,5 @@
-"""Calibration and trust metrics for the 11-class SVHN model (class 10 = "no digit").
+"""Calibration and trust metrics for the 11-class SVHN model (class 10 = "no digit"), shared
+by the trainer (fitting T and the abstention threshold) and the evaluator (scoring).
 
 Pure numpy (scipy only for the 1-D temperature search), so the metrics are testable without
 TensorFlow and cheap inside Beam workers. ``TrustAccumulator`` keeps fixed-size sufficient
