@@ -8,7 +8,9 @@ CLI runs ``local_runner.py`` without arguments.
 import os
 import shlex
 
+from components import trust
 from components.evaluator.blessing import Gates, parse_split_gates
+from components.trainer import recipe
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,20 +52,21 @@ WARM_START_DIR = os.environ.get("SVHN_TFX_WARM_START", PRETRAINED_DIR if os.path
     PRETRAINED_DIR) else "") or None
 
 # Trainer. Warm-started, it fine-tunes: fewer steps at a lower peak rate than from scratch.
-TRAIN_STEPS = int(os.environ.get("SVHN_TFX_TRAIN_STEPS", "1000" if WARM_START_DIR else "3000"))
-BATCH_SIZE = 128
-LEARNING_RATE = 1e-3 if WARM_START_DIR else 3e-3  # peak of a cosine decay over TRAIN_STEPS
+TRAIN_STEPS = int(os.environ.get("SVHN_TFX_TRAIN_STEPS", recipe.FINE_TUNE_STEPS if WARM_START_DIR
+                                 else recipe.TRAIN_STEPS))
+BATCH_SIZE = recipe.BATCH_SIZE
+LEARNING_RATE = recipe.FINE_TUNE_LEARNING_RATE if WARM_START_DIR else recipe.LEARNING_RATE
 
 # `make pretrain`: the longer recipe the warm-start weights come from (generated data only).
 PRETRAIN_TRAIN_EXAMPLES = int(os.environ.get("SVHN_TFX_PRETRAIN_TRAIN", "100000"))
 PRETRAIN_EVAL_EXAMPLES = 4000
 PRETRAIN_STEPS = int(os.environ.get("SVHN_TFX_PRETRAIN_STEPS", "9000"))
-PRETRAIN_LEARNING_RATE = 3e-3
+PRETRAIN_LEARNING_RATE = recipe.LEARNING_RATE   # from scratch
 PRETRAIN_SEED = 100   # a different generator seed from the demo's data
 
 # Calibration: the abstention threshold is chosen so that at most TARGET_RISK of the digits
 # the model answers (on held-out data) are wrong.
-TARGET_RISK = 0.01
+TARGET_RISK = trust.TARGET_RISK
 
 # Evaluator gates: bless only a model that is accurate, calibrated and tells "no digit"
 # apart, and that is not worse than the last blessed model by more than the margins.

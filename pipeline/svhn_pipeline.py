@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence
 from tfx import v1 as tfx
 
 import schema
+from components import trust
 from components.anomaly_gate import AnomalyGate
 from components.data.records import find_splits
 from components.evaluator.blessing import Gates, split_gates_json
@@ -25,7 +26,7 @@ def create_pipeline(
     learning_rate: float,
     gates: Gates = Gates(),
     split_gates: Optional[Dict[str, Gates]] = None,
-    target_risk: float = 0.01,
+    target_risk: float = trust.TARGET_RISK,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,

@@ -7,7 +7,7 @@ from tfx import v1 as tfx
 
 from components.evaluator.blessing import OPEN_GATES
 from components.data.records import RECORD_SUFFIX, make_example, write_split
-from components.data.synthetic import generate
+from components.data.synthetic import EVAL_SEED_OFFSET, generate
 from pipeline import configs, svhn_pipeline
 
 MULTI_PROCESS_BEAM_ARGS = configs.DEFAULT_BEAM_ARGS  # multi_processing, 2 workers
@@ -16,7 +16,7 @@ IN_MEMORY_BEAM_ARGS = []  # Beam's default DirectRunner mode
 
 def write_synthetic_data(data_root, train: int, eval_: int, seed: int = 1) -> None:
     write_split(generate(train, seed=seed), str(data_root), "train")
-    write_split(generate(eval_, seed=seed + 1000), str(data_root), "eval")
+    write_split(generate(eval_, seed=seed + EVAL_SEED_OFFSET), str(data_root), "eval")
 
 
 def write_unchecked_records(data_root, split: str, records) -> None:

@@ -19,7 +19,6 @@ import sys
 from typing import List, Optional
 
 EXIT_ERROR = 1
-SYNTHETIC_EVAL_SEED_OFFSET = 1000   # eval seed = seed + 1000, as tests/pipeline_helpers.py
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=int, required=True, metavar="N", help="train examples")
     p.add_argument("--eval", type=int, required=True, metavar="N", help="eval examples")
     p.add_argument("--seed", type=int, default=0,
-                   help=f"seed of train; eval uses seed + {SYNTHETIC_EVAL_SEED_OFFSET}")
+                   help="seed of train; eval uses another seed derived from it")
     p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--no-digit-fraction", type=float, default=None, metavar="F",
                    help="share of 'no digit' images (default: the generator's)")
@@ -128,7 +127,7 @@ def _run(parser, args) -> None:
         _check_free(args, ["train", "eval"])
         _write(synthetic.generate(args.train, args.seed, settings, workers=args.workers), args,
                "train")
-        _write(synthetic.generate(args.eval, args.seed + SYNTHETIC_EVAL_SEED_OFFSET, settings,
+        _write(synthetic.generate(args.eval, args.seed + synthetic.EVAL_SEED_OFFSET, settings,
                                   workers=args.workers), args, "eval")
 
 

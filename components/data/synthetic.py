@@ -44,6 +44,8 @@ NEGATIVE_CHARS = "AEFHKMNPRVWXYfhkmnprvwxy#"
 GLYPH_PX = 64             # font size at which glyph masks are rasterised (once, cached)
 STROKE_STEP_PX = 2        # extra stroke width per "bolder" weight step at GLYPH_PX
 WEIGHTS = (-1, 0, 0, 0, 1, 2)   # stroke weight steps: -1 thinner, 0 as designed, >0 bolder
+# A generated eval split uses the train seed + EVAL_SEED_OFFSET: never the same images.
+EVAL_SEED_OFFSET = 1000
 NEGATIVE_KINDS = ("background", "shapes", "letters", "partial", "zoom")
 PARTIAL_DIRECTIONS = ("left", "right", "above", "below")   # where the crop lies, from the number
 PARTIAL_DIRECTION_WEIGHTS = (0.3, 0.3, 0.2, 0.2)

@@ -25,6 +25,8 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 import schema as record_schema
+from components import trust
+from components.trainer import recipe
 from components.trainer.calibration import (CALIBRATION_BUCKETS, calibrate,
                                             is_calibration_record, logits_and_labels)
 from components.trainer.export import export_serving_model
@@ -129,10 +131,10 @@ def SvhnTrainer(
     model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
     model_run: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelRun],
     base_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
-    train_steps: tfx.dsl.components.Parameter[int] = 2000,
-    batch_size: tfx.dsl.components.Parameter[int] = 128,
-    learning_rate: tfx.dsl.components.Parameter[float] = 1e-3,
-    target_risk: tfx.dsl.components.Parameter[float] = 0.01,
+    train_steps: tfx.dsl.components.Parameter[int] = recipe.TRAIN_STEPS,
+    batch_size: tfx.dsl.components.Parameter[int] = recipe.BATCH_SIZE,
+    learning_rate: tfx.dsl.components.Parameter[float] = recipe.LEARNING_RATE,
+    target_risk: tfx.dsl.components.Parameter[float] = trust.TARGET_RISK,
     seed: tfx.dsl.components.Parameter[int] = 0,
 ) -> None:
     check_label_domain(schema)
