@@ -21,19 +21,16 @@ def run(examples_uri: str, transform_graph_uri: str, steps: int, batch_size: int
         rounds: int = ROUNDS) -> dict:
     import tensorflow as tf
     import tensorflow_transform as tft
-    from tfx.types import standard_artifacts
 
-    from components.trainer.component import transformed_dataset
+    from components.trainer.component import Records, examples_artifact, transformed_dataset
     from components.trainer.model import build_model
 
-    examples = standard_artifacts.Examples()
-    examples.uri = examples_uri
-    examples.split_names = '["train", "eval"]'
+    examples = examples_artifact(examples_uri)
     tft_output = tft.TFTransformOutput(transform_graph_uri)
     # The same images, decoded once into arrays (not timed), then fitted from memory.
     images, labels = [], []
     for x, y in transformed_dataset(examples, "train", tft_output, 1024, shuffle=False,
-                                    calibration=False, repeat=False):
+                                    records=Records.TRAINED_ON, repeat=False):
         images.append(x.numpy())
         labels.append(y.numpy())
     images, labels = np.concatenate(images), np.concatenate(labels)
@@ -43,7 +40,7 @@ def run(examples_uri: str, transform_graph_uri: str, steps: int, batch_size: int
     trainer_model, memory_model = build_model(1e-3), build_model(1e-3)
     with tempfile.TemporaryDirectory(prefix="bench-decoded-") as cache_dir:
         records = transformed_dataset(examples, "train", tft_output, batch_size, shuffle=True,
-                                      calibration=False,
+                                      records=Records.TRAINED_ON,
                                       cache_file=os.path.join(cache_dir, "train"))
         first_pass_steps = -(-len(labels) // batch_size) + 1  # decodes and caches every image
         start = time.perf_counter()

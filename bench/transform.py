@@ -64,11 +64,9 @@ def tf_data_images_per_s(data_root: str) -> tuple:
 def trainer_input_images_per_s(root: str) -> float:
     """One pass of the trainer's input (raw records -> Transform graph) over the train split."""
     import tensorflow_transform as tft
-    from tfx.types import standard_artifacts
-    from components.trainer.component import transformed_dataset
-    examples = standard_artifacts.Examples()
-    examples.uri = glob.glob(os.path.join(root, "pipeline", "ImportExampleGen", "examples", "*"))[0]
-    examples.split_names = '["train", "eval"]'
+    from components.trainer.component import examples_artifact, transformed_dataset
+    examples = examples_artifact(
+        glob.glob(os.path.join(root, "pipeline", "ImportExampleGen", "examples", "*"))[0])
     graph = glob.glob(os.path.join(root, "pipeline", "Transform", "transform_graph", "*"))[0]
     ds = transformed_dataset(examples, "train", tft.TFTransformOutput(graph), BASELINE_BATCH,
                              shuffle=False, repeat=False)

@@ -111,11 +111,8 @@ def test_classify_signature_is_marked_for_tf_serving_classify_api(run, pushed):
 def _training_input(run, split: str, **dataset_args) -> tf.data.Dataset:
     """What the trainer fed the model: the run's raw examples through its tf.data input."""
     import tensorflow_transform as tft
-    from tfx.types import standard_artifacts
-    from components.trainer.component import transformed_dataset
-    examples = standard_artifacts.Examples()
-    examples.uri = ph.latest_output(run, "ImportExampleGen", "examples")
-    examples.split_names = '["train", "eval"]'
+    from components.trainer.component import examples_artifact, transformed_dataset
+    examples = examples_artifact(ph.latest_output(run, "ImportExampleGen", "examples"))
     tft_output = tft.TFTransformOutput(ph.latest_output(run, "Transform", "transform_graph"))
     return transformed_dataset(examples, split, tft_output, **dataset_args)
 
@@ -163,8 +160,9 @@ def test_trained_model_beats_chance_on_fresh_generated_images(pushed):
 
 def _calibration_split(run):
     """The held-out training records the trainer fitted T and the threshold on."""
+    from components.trainer.component import Records
     images, labels = next(iter(_training_input(run, "train", batch_size=100_000, shuffle=False,
-                                               calibration=True, repeat=False)))
+                                               records=Records.HELD_OUT, repeat=False)))
     return images, labels.numpy()
 
 
@@ -373,9 +371,12 @@ def _first_kernel(model_dir):
     from components.trainer.component import WEIGHTS_FILE
     with h5py.File(os.path.join(model_dir, WEIGHTS_FILE), "r") as f:
         kernels = []
+        # the first convolution is the one reading the 3 colour channels (layer names carry
+        # per-process counters, so their order says nothing)
         f.visititems(lambda name, item: kernels.append(np.array(item)) if isinstance(
-            item, h5py.Dataset) and item.ndim == 4 else None)
-    return kernels[0].ravel()
+            item, h5py.Dataset) and item.ndim == 4 and item.shape[2] == 3 else None)
+    (kernel,) = kernels
+    return kernel.ravel()
 
 
 def test_a_warm_started_trainer_starts_from_the_base_weights(run, split_run):

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx.types import standard_artifacts
 
 import schema
 from components.data import digit_struct, folder, records, svhn_mat, synthetic
@@ -89,9 +88,7 @@ def test_the_trainer_reads_examples_and_the_transform_graph_from_uris(ram, expor
                f"{ram}/transform_graph")
     gfile.makedirs(f"{ram}/transform_graph/metadata")   # Transform writes the raw schema here
     gfile.copy(schema.SCHEMA_PATH, f"{ram}/transform_graph/metadata/schema.pbtxt")
-    examples = standard_artifacts.Examples()
-    examples.uri = f"{ram}/examples"
-    examples.split_names = json.dumps(["train"])
+    examples = trainer.examples_artifact(f"{ram}/examples", ["train"])
     images = sh.sample_images(5)
     writer = tf.io.TFRecordWriter(f"{ram}/examples/Split-train/data.tfrecord.gz",
                                   tf.io.TFRecordOptions(compression_type="GZIP"))

@@ -8,6 +8,7 @@ and never trained on: after training, a temperature and an abstention threshold 
 it (calibration.py). The exported SavedModel embeds the Transform graph and both numbers
 (export.py).
 """
+import enum
 import hashlib
 import json
 import os
@@ -74,14 +75,30 @@ def _save_weights(net, model_uri: str) -> None:
                          overwrite=True)
 
 
+class Records(enum.Enum):
+    """Which records of a split to read. Without a calibration split, one train record in
+    CALIBRATION_BUCKETS is held out to fit T and the threshold on, and not trained on."""
+    ALL = "all"
+    HELD_OUT = "only the ones held out for calibration"
+    TRAINED_ON = "all but the ones held out for calibration"
+
+
+def examples_artifact(uri: str, split_names=(record_schema.TRAIN_SPLIT,
+                                             record_schema.EVAL_SPLIT)):
+    """An Examples artifact for examples already written at ``uri`` (outside a pipeline run)."""
+    examples = tfx.types.standard_artifacts.Examples()
+    examples.uri = uri
+    examples.split_names = artifact_utils.encode_split_names(list(split_names))
+    return examples
+
+
 def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuffle: bool,
-                        seed: int = 0, calibration=None, repeat: bool = True,
+                        seed: int = 0, records: Records = Records.ALL, repeat: bool = True,
                         cache_file: Optional[str] = None) -> tf.data.Dataset:
     """(image, label) batches: a split of raw GZIP TFRecords through the Transform graph.
 
-    ``calibration``: None for every record, True for only the held-out calibration records,
-    False for all but them. ``cache_file``: decode each image once, on the first pass, and
-    read the decoded tensors back from this local file on every later pass (12 KB an image).
+    ``cache_file``: decode each image once, on the first pass, and read the decoded tensors
+    back from this local file on every later pass (12 KB an image).
     """
     pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
     files = sorted(tfx.dsl.io.fileio.glob(pattern))
@@ -96,8 +113,9 @@ def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuff
 
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP",
                                  num_parallel_reads=tf.data.AUTOTUNE)
-    if calibration is not None:
-        ds = ds.filter(lambda raw: tf.equal(is_calibration_record(raw), calibration))
+    if records is not Records.ALL:
+        held_out = records is Records.HELD_OUT
+        ds = ds.filter(lambda raw: tf.equal(is_calibration_record(raw), held_out))
     if cache_file:
         ds = ds.batch(DECODE_BATCH).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.unbatch().cache(cache_file)
@@ -164,7 +182,8 @@ def SvhnTrainer(
     with tempfile.TemporaryDirectory(prefix="svhn-tfx-decoded-") as cache_dir:
         train = transformed_dataset(examples, record_schema.TRAIN_SPLIT, tft_output, batch_size,
                                     shuffle=True, seed=seed,
-                                    calibration=None if has_calibration_split else False,
+                                    records=Records.ALL if has_calibration_split
+                                    else Records.TRAINED_ON,
                                     cache_file=os.path.join(cache_dir, "train"))
         history = net.fit(
             train, steps_per_epoch=steps_per_epoch, epochs=epochs,
@@ -176,7 +195,8 @@ def SvhnTrainer(
                                        batch_size, shuffle=False, repeat=False)
     else:
         held_out = transformed_dataset(examples, record_schema.TRAIN_SPLIT, tft_output,
-                                       batch_size, shuffle=False, calibration=True, repeat=False)
+                                       batch_size, shuffle=False, records=Records.HELD_OUT,
+                                       repeat=False)
     calibration = calibrate(*logits_and_labels(net, held_out), target_risk)
     calibration["fitted_on"] = calibration_source
     logging.info("SvhnTrainer: calibration on %(examples)d examples (%(fitted_on)s): temperature "
