@@ -61,14 +61,11 @@ def _grpc_kinds(rng, good: bytes):
     """name -> function(rng) building one hostile PredictRequest."""
     import tensorflow as tf
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow_serving.apis import predict_pb2
+
+    from serving.client import tensor_request
 
     def request(key, proto, signature="serving_default"):
-        r = predict_pb2.PredictRequest()
-        r.model_spec.name = MODEL
-        r.model_spec.signature_name = signature
-        r.inputs[key].CopyFrom(proto)
-        return r
+        return tensor_request({key: proto}, MODEL, signature)
 
     def tensor(dtype, dims, strings=()):
         proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(

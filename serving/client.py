@@ -29,13 +29,20 @@ def label_name(class_id: int) -> str:
 
 def predict_request(images: Sequence[bytes], model_name: str, signature_name=SERVING_SIGNATURE,
                     version: Optional[int] = None) -> predict_pb2.PredictRequest:
+    return tensor_request({IMAGE_BYTES_INPUT: tf.make_tensor_proto(
+        list(images), dtype=tf.string, shape=[len(images)])}, model_name, signature_name, version)
+
+
+def tensor_request(inputs: dict, model_name: str, signature_name=SERVING_SIGNATURE,
+                   version: Optional[int] = None) -> predict_pb2.PredictRequest:
+    """A PredictRequest carrying ``inputs`` ({name: TensorProto}) exactly as given."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
     if version is not None:
         request.model_spec.version.value = version
-    request.inputs[IMAGE_BYTES_INPUT].CopyFrom(
-        tf.make_tensor_proto(list(images), dtype=tf.string, shape=[len(images)]))
+    for key, proto in inputs.items():
+        request.inputs[key].CopyFrom(proto)
     return request
 
 

@@ -28,9 +28,10 @@ DEFAULT_TIMEOUT_S = 30.0             # idle keep-alive, and the longest a body m
 DEFAULT_MAX_CONCURRENT_REQUESTS = 64
 DEFAULT_MAX_CONNECTIONS = 512        # open connections (threads), idle ones included
 READ_CHUNK = 1 << 16
+_BUSY_BODY = b'{"error": "too many open connections; retry later"}\n'
 _BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 52\r\nConnection: close\r\n\r\n"
-                  b'{"error": "too many open connections; retry later"}\n')
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_BUSY_BODY)
+                  + _BUSY_BODY)
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
                    r"(?P<rest>/metadata|:predict)?$")
 

@@ -19,7 +19,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import schema
-from serving.client import predict_request
+from serving.client import predict_request, tensor_request
 from serving.process import ServerProcess
 from tests import serving_helpers as sh
 
@@ -78,11 +78,7 @@ def _tensor(dtype, dims, **values) -> tensor_pb2.TensorProto:
 
 
 def _request_with(key, proto, signature="serving_default"):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL
-    request.model_spec.signature_name = signature
-    request.inputs[key].CopyFrom(proto)
-    return request
+    return tensor_request({key: proto}, MODEL, signature)
 
 
 def _rss_bytes(pid: int) -> int:

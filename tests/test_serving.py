@@ -19,10 +19,10 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+                                     prediction_service_pb2_grpc)
 
 import schema
-from serving.client import predict_bytes, predict_request
+from serving.client import predict_bytes, predict_request, tensor_request
 from serving.process import ServerProcess
 from tests import serving_helpers as sh
 
@@ -211,14 +211,8 @@ def test_bad_images_are_refused_by_name_and_the_server_keeps_serving(stub, case)
 
 
 def _request(inputs, signature="serving_default", model=MODEL, version=None):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = signature
-    if version is not None:
-        request.model_spec.version.value = version
-    for key, value in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    return request
+    return tensor_request({key: tf.make_tensor_proto(value) for key, value in inputs.items()},
+                          model, signature, version)
 
 
 @pytest.mark.parametrize("case, request_args, code, message", [
