@@ -12,7 +12,10 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 export SVHN_TFX_ROOT ?= $(CURDIR)/artifacts
 # The TFX CLI keeps its pipeline registry here (it would otherwise use $HOME/tfx/local).
 export LOCAL_HOME ?= $(SVHN_TFX_ROOT)/tfx-cli
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Not for a person reading the demo: TensorFlow's CUDA registration errors on a machine without
+# a GPU (kept where /dev/nvidiactl is) and Google libraries' Python-version FutureWarnings,
+# which the TFX CLI's own process prints before any project code runs.
+export TF_CPP_MIN_LOG_LEVEL ?= $(if $(wildcard /dev/nvidiactl),2,3)
 export PYTHONWARNINGS ?= ignore::FutureWarning
 PIPELINE_NAME ?= svhn-tfx
 DATA := $(SVHN_TFX_ROOT)/data
@@ -63,7 +66,7 @@ serve-demo: venv
 demo: pipeline serve-demo
 
 pretrain: venv
-	$(BIN)/python -m pipeline.pretrain_runner
+	$(BIN)/python -m svhn_tfx.pipeline.pretrain_runner
 
 test: venv
 	$(BIN)/python -m pytest

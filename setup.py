@@ -8,10 +8,15 @@ import os
 
 from setuptools import find_packages, setup
 
+# The repository's top-level folders, installed under one package name so that generic names
+# (``schema`` is also a PyPI library) never collide in site-packages: schema/ is svhn_tfx.schema.
+NAMESPACE = "svhn_tfx"
+TOP_LEVEL = ("schema", "components", "serving", "pipeline")
+
 
 def _font_families():
-    """The generator's font families (components/data/fonts.py), read without importing it."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "components", "data",
+    """The generator's font families (components/generator/fonts.py), read without importing it."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "components", "generator",
                         "fonts.py")
     with open(path) as f:
         for node in ast.parse(f.read()).body:
@@ -25,8 +30,10 @@ setup(
     version="0.1.0",
     description="TFX pipeline: SVHN digits from raw image bytes to a calibrated TF Serving model",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline*", "components*", "schema*", "serving*"]),
-    package_data={"schema": ["schema.pbtxt"]},
+    packages=[f"{NAMESPACE}.{name}" for name in find_packages(
+        include=[pattern for top in TOP_LEVEL for pattern in (top, f"{top}.*")])],
+    package_dir={f"{NAMESPACE}.{top}": top for top in TOP_LEVEL},
+    package_data={f"{NAMESPACE}.schema": ["schema.pbtxt"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",
@@ -41,13 +48,16 @@ setup(
         "build",           # Beam packages this project for its workers (--setup_file) with it
         "fontpkg",         # Google Fonts families from PyPI, for the data generator
     ] + [f"fontpkg-{family}" for family in _font_families()],
-    extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis"]},
+    # PyPI's `schema` library is installed for the tests: svhn_tfx.schema must live beside it;
+    # prometheus-client's parser reads the server's metrics in the tests
+    extras_require={"dev": ["pytest", "pytest-timeout", "hypothesis", "schema",
+                            "prometheus-client"]},
     entry_points={
         "console_scripts": [
-            "svhn-tfx-data=components.data.cli:main",
-            "svhn-tfx-serve=serving.server:main",
-            "svhn-tfx-predict=serving.client:main",
-            "svhn-tfx-demo=pipeline.demo:main",
+            "svhn-tfx-data=svhn_tfx.components.converters.cli:main",
+            "svhn-tfx-serve=svhn_tfx.serving.server:main",
+            "svhn-tfx-predict=svhn_tfx.serving.client:main",
+            "svhn-tfx-demo=svhn_tfx.pipeline.demo:main",
         ],
     },
 )

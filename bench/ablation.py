@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-import components  # noqa: F401
+import svhn_tfx.components  # noqa: F401
 from bench import quality
-from components.data import synthetic
-from components.data.synthetic import GeneratorSettings
-from pipeline import configs
+from svhn_tfx.components.generator import synthetic
+from svhn_tfx.components.generator.settings import NEGATIVE_KINDS, GeneratorSettings
+from svhn_tfx.pipeline import configs
 
 HOLD_OUT_EVERY = 10      # one generated image in ten fits T and the threshold
 DECODE_BATCH = 512
@@ -39,7 +39,7 @@ ROWS = {
     "no neighbouring digits": dict(neighbours=False),
     "no cut-off-digit negatives (partial, zoom)": dict(
         negative_weights=tuple(0.0 if kind in ("partial", "zoom") else weight for kind, weight
-                               in zip(synthetic.NEGATIVE_KINDS,
+                               in zip(NEGATIVE_KINDS,
                                       GeneratorSettings().negative_weights))),
     "half as many no-digit images": dict(
         no_digit_fraction=GeneratorSettings().no_digit_fraction / 2),
@@ -48,7 +48,7 @@ ROWS = {
 
 def decode(blobs) -> np.ndarray:
     import tensorflow as tf
-    from components.transform.preprocessing import preprocess_images
+    from svhn_tfx.components.transform.preprocessing import preprocess_images
     fn = tf.function(preprocess_images)
     return np.concatenate([fn(tf.constant(blobs[i:i + DECODE_BATCH])).numpy()
                            for i in range(0, len(blobs), DECODE_BATCH)])
@@ -60,8 +60,8 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     fine-tuning rate."""
     import tensorflow as tf
     import tf_keras as keras
-    from components.trainer.calibration import calibrate
-    from components.trainer.model import build_model
+    from svhn_tfx.components.trainer.calibration import calibrate
+    from svhn_tfx.components.trainer.model import build_model
     start = time.perf_counter()
     records = list(synthetic.generate(n, seed, settings, workers=os.cpu_count() or 1))
     images = decode([r.image for r in records])

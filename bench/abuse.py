@@ -8,7 +8,6 @@ RSS growth, shape-bomb answer time; an overload burst of concurrent clients (ans
 RESOURCE_EXHAUSTED, p99 of the answered); a good REST request while 100 connections idle.
 """
 import base64
-import io
 import json
 import os
 import socket
@@ -20,16 +19,11 @@ import urllib.request
 
 import numpy as np
 
+from svhn_tfx.schema.images import encode
+
 MODEL = "svhn"
 BOMB_TIMINGS = 200
 DEADLINE_S = 30.0
-
-
-def _png(pixels) -> bytes:
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _declared_png(width: int, height: int) -> bytes:
@@ -62,7 +56,7 @@ def _grpc_kinds(rng, good: bytes):
     import tensorflow as tf
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
-    from serving.client import tensor_request
+    from svhn_tfx.serving.client import tensor_request
 
     def request(key, proto, signature="serving_default"):
         return tensor_request({key: proto}, MODEL, signature)
@@ -160,10 +154,10 @@ def run(model_base_path: str, total: int = 10_000, burst_clients: int = 256,
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from serving.client import predict_request
-    from serving.process import ServerProcess
+    from svhn_tfx.serving.client import predict_request
+    from svhn_tfx.serving.process import ServerProcess
     rng = np.random.default_rng(seed)
-    good = _png(rng.integers(0, 256, (32, 32, 3), np.uint8))
+    good = encode(rng.integers(0, 256, (32, 32, 3), np.uint8))
     server = ServerProcess(model_base_path, MODEL, file_system_poll_wait_seconds=0,
                            log_path=os.path.join(os.path.dirname(model_base_path),
                                                  "abuse-server.log"))
@@ -250,7 +244,7 @@ def _burst(target: str, good: bytes, clients: int, images_per_request: int = 8) 
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from serving.client import predict_request
+    from svhn_tfx.serving.client import predict_request
     request = predict_request([good] * images_per_request, MODEL)
     results, ready = [], threading.Barrier(clients)
 

@@ -22,14 +22,14 @@ import time
 
 from tfx import v1 as tfx
 
-import schema
-from components.data.records import write_split
-from components.data.synthetic import generate
-from components.evaluator.blessing import OPEN_GATES
-from components.evaluator.component import METRICS_FILE, SvhnEvaluator
-from pipeline import configs
-from pipeline.svhn_pipeline import PREPROCESSING_FN, RECORD_GLOB
-from serving.process import free_port
+from svhn_tfx import schema
+from svhn_tfx.components.converters.records import write_split
+from svhn_tfx.components.generator.synthetic import generate
+from svhn_tfx.components.evaluator.blessing import OPEN_GATES
+from svhn_tfx.components.evaluator.component import METRICS_FILE, SvhnEvaluator
+from svhn_tfx.pipeline import configs
+from svhn_tfx.pipeline.svhn_pipeline import PREPROCESSING_FN, RECORD_GLOB
+from svhn_tfx.serving.process import free_port
 
 STARTUP_S = 60
 # Model outputs are float32, and the runners batch records differently: the same image in a

@@ -13,11 +13,11 @@ import os
 
 import numpy as np
 
-import components  # noqa: F401
-import schema
-from components import trust
-from components.evaluator.blessing import OPEN_GATES
-from pipeline import configs
+import svhn_tfx.components  # noqa: F401
+from svhn_tfx import schema
+from svhn_tfx.components import trust
+from svhn_tfx.components.evaluator.blessing import OPEN_GATES
+from svhn_tfx.pipeline import configs
 
 PUBLISHED_ANCHOR = 0.87
 SCORE_BATCH = 512
@@ -30,8 +30,8 @@ def fmt(value) -> str:
 
 def real_dev_sets(dev_dir: str, format1_dir: str):
     """{"digits": [png bytes], "labels": [...], "backgrounds": [png bytes]} or None."""
-    from components.data.digit_struct import read_digit_struct_dir
-    from components.data.folder import read_folder
+    from svhn_tfx.components.converters.digit_struct import read_digit_struct_dir
+    from svhn_tfx.components.converters.folder import read_folder
     if not os.path.isdir(dev_dir):
         return None
     digits = [r for r in read_folder(dev_dir) if r.error is None]
@@ -95,7 +95,7 @@ def score_model(model_dir: str, sets: dict, test_mat: str = None) -> dict:
                                   probabilities(sets["backgrounds"]), threshold),
               "temperature": float(loaded.temperature.numpy()), "abstain_threshold": threshold}
     if test_mat:
-        from components.data.svhn_mat import read_mat
+        from svhn_tfx.components.converters.svhn_mat import read_mat
         records = list(read_mat(test_mat))
         result["test_32x32"] = real_metrics(probabilities([r.image for r in records]),
                                             [r.label for r in records], [], threshold)
@@ -119,9 +119,9 @@ def train_demo_recipe(root: str, train: int, eval_: int, steps: int, beam_args=N
     """Runs the pipeline as `make demo` does (generated data, warm start); returns the trained
     model's serving directory."""
     from tfx import v1 as tfx
-    from components.data.records import write_split
-    from components.data.synthetic import EVAL_SEED_OFFSET, generate
-    from pipeline import svhn_pipeline
+    from svhn_tfx.components.converters.records import write_split
+    from svhn_tfx.components.generator.synthetic import EVAL_SEED_OFFSET, generate
+    from svhn_tfx.pipeline import svhn_pipeline
     data = os.path.join(root, "data")
     workers = os.cpu_count() or 1
     if not os.path.isdir(os.path.join(data, schema.EVAL_SPLIT)):

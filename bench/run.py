@@ -20,11 +20,11 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import components  # noqa: E402,F401
+import svhn_tfx.components  # noqa: E402,F401
 from bench import (abuse, ablation, portable, quality, scaling, serving,  # noqa: E402
                    training, transform)
 from bench.component_times import component_seconds  # noqa: E402
-from pipeline import configs  # noqa: E402
+from svhn_tfx.pipeline import configs  # noqa: E402
 
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
 RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
         real = quality.real_dev_sets(DEV_DIR, FORMAT1_DIR)
         sample = real["digits"][0] if real else None
         if sample is None:
-            from components.data.synthetic import generate
+            from svhn_tfx.components.generator.synthetic import generate
             sample = next(generate(1, seed=0)).image
         result = serving.run(base, os.path.join(base, "1"), sample, size["serving_seconds"])
         save("serving", result, args.quick)

@@ -7,11 +7,11 @@ only) and materialising the transformed examples (as it ran before). Evaluation:
 import os
 import time
 
-import components  # noqa: F401
+import svhn_tfx.components  # noqa: F401
 from bench.transform import transform_pipeline_seconds
-from components.data.records import write_split
-from components.data.synthetic import generate
-from pipeline import configs
+from svhn_tfx.components.converters.records import write_split
+from svhn_tfx.components.generator.synthetic import generate
+from svhn_tfx.pipeline import configs
 
 
 SERIES = {"transform_seconds": "Transform (pipeline: graph only)",
@@ -22,7 +22,7 @@ SERIES = {"transform_seconds": "Transform (pipeline: graph only)",
 def evaluation_seconds(data_root: str, model_dir: str) -> float:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-    from components.evaluator.metrics import TrustMetrics
+    from svhn_tfx.components.evaluator.metrics import TrustMetrics
     start = time.perf_counter()
     with beam.Pipeline(options=PipelineOptions(configs.DEFAULT_BEAM_ARGS)) as p:
         _ = (p | beam.io.ReadFromTFRecord(os.path.join(data_root, "*", "*.tfrecord.gz"))

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from serving.load import run_load
+from svhn_tfx.serving.load import run_load
 
 LATENCY_CALLS = 300
 WARMUP_CALLS = 20
@@ -38,7 +38,7 @@ def in_process(signature, image: bytes, seconds: float) -> dict:
 def run(model_base_path: str, model_dir: str, image: bytes, seconds: float,
         client_counts=(1, 8, 32), rounds: int = ROUNDS) -> dict:
     import tensorflow as tf
-    from serving.process import ServerProcess
+    from svhn_tfx.serving.process import ServerProcess
     signature = tf.saved_model.load(model_dir).signatures["serving_default"]
     server = ServerProcess(model_base_path, "svhn",
                            log_path=os.path.join(os.path.dirname(model_base_path),

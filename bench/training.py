@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-import components  # noqa: F401
+import svhn_tfx.components  # noqa: F401
 
 WARMUP_STEPS = 20
 # This machine's speed drifts (identical runs minutes apart differ up to 2x), so the two
@@ -22,8 +22,8 @@ def run(examples_uri: str, transform_graph_uri: str, steps: int, batch_size: int
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from components.trainer.component import Records, examples_artifact, transformed_dataset
-    from components.trainer.model import build_model
+    from svhn_tfx.components.trainer.component import Records, examples_artifact, transformed_dataset
+    from svhn_tfx.components.trainer.model import build_model
 
     examples = examples_artifact(examples_uri)
     tft_output = tft.TFTransformOutput(transform_graph_uri)

@@ -12,11 +12,11 @@ import glob
 import os
 import time
 
-import components  # noqa: F401
-import schema
+import svhn_tfx.components  # noqa: F401
+from svhn_tfx import schema
 from bench.component_times import component_seconds
-from pipeline import configs
-from pipeline.svhn_pipeline import PREPROCESSING_FN, RECORD_GLOB
+from svhn_tfx.pipeline import configs
+from svhn_tfx.pipeline.svhn_pipeline import PREPROCESSING_FN, RECORD_GLOB
 
 BASELINE_BATCH = 256
 
@@ -47,7 +47,7 @@ def transform_pipeline_seconds(root: str, data_root: str, disable_statistics: bo
 def tf_data_images_per_s(data_root: str) -> tuple:
     """(images, seconds) for parse + decode/resize/rescale of every record with tf.data."""
     import tensorflow as tf
-    from components.transform.preprocessing import preprocess_images
+    from svhn_tfx.components.transform.preprocessing import preprocess_images
     files = sorted(glob.glob(os.path.join(data_root, "*", RECORD_GLOB)))
     spec = {schema.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string)}
     ds = (tf.data.TFRecordDataset(files, compression_type="GZIP")
@@ -64,7 +64,7 @@ def tf_data_images_per_s(data_root: str) -> tuple:
 def trainer_input_images_per_s(root: str) -> float:
     """One pass of the trainer's input (raw records -> Transform graph) over the train split."""
     import tensorflow_transform as tft
-    from components.trainer.component import examples_artifact, transformed_dataset
+    from svhn_tfx.components.trainer.component import examples_artifact, transformed_dataset
     examples = examples_artifact(
         glob.glob(os.path.join(root, "pipeline", "ImportExampleGen", "examples", "*"))[0])
     graph = glob.glob(os.path.join(root, "pipeline", "Transform", "transform_graph", "*"))[0]

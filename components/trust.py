@@ -283,7 +283,7 @@ class TrustAccumulator:
     answered_wrong: int = 0
     # digit predictions by confidence bin: [0] wrong, [1] right (the risk-coverage curve)
     digit_answer_histogram: np.ndarray = _zeros(2, SCORE_BINS)
-    mistakes: list = dataclasses.field(default_factory=list)  # (confidence, id, label, predicted)
+    mistakes: list = dataclasses.field(default_factory=list)  # (confidence, example, label, predicted)
 
     @property
     def count(self) -> int:
@@ -296,17 +296,19 @@ class TrustAccumulator:
             raise ValueError(f"threshold {threshold} differs from {self.threshold}")
         self.threshold = float(threshold)
 
-    def add_batch(self, probs, labels, threshold: float, ids: Optional[Sequence[Any]] = None):
-        """Adds [n, 11] probabilities and [n] labels; ``ids`` name mistakes (default: running index,
+    def add_batch(self, probs, labels, threshold: float,
+                  examples: Optional[Sequence[Any]] = None):
+        """Adds [n, 11] probabilities and [n] labels. ``examples`` are what the mistakes list
+        shows for each row (the evaluator passes the base64 image; default: the running index,
         meaningful only for a single sequential accumulator)."""
         probs, labels = _probs_labels(probs, labels)
         if probs.shape[1] != NUM_CLASSES:
             raise ValueError(f"need {NUM_CLASSES} classes, got {probs.shape[1]}")
         self._agree_threshold(threshold)
         n = len(labels)
-        ids = list(range(self.count, self.count + n)) if ids is None else list(ids)
-        if len(ids) != n:
-            raise ValueError("ids and labels differ in length")
+        examples = list(range(self.count, self.count + n)) if examples is None else list(examples)
+        if len(examples) != n:
+            raise ValueError("examples and labels differ in length")
         predicted = probs.argmax(axis=1)
         confidence = probs[np.arange(n), predicted]
         correct = predicted == labels
@@ -328,10 +330,10 @@ class TrustAccumulator:
         self.answered_wrong += int((answered & ~correct).sum())
 
         wrong = np.flatnonzero(~correct)
-        if len(wrong) > TOP_MISTAKES:  # keep ties at the cut so the id tie-break stays exact
+        if len(wrong) > TOP_MISTAKES:  # keep ties at the cut so the tie-break stays exact
             wrong = wrong[confidence[wrong] >= np.sort(confidence[wrong])[-TOP_MISTAKES]]
         self.mistakes = _top_mistakes(self.mistakes + [
-            (float(confidence[i]), ids[i], int(labels[i]), int(predicted[i])) for i in wrong])
+            (float(confidence[i]), examples[i], int(labels[i]), int(predicted[i])) for i in wrong])
         return self
 
     def merge(self, other: "TrustAccumulator") -> "TrustAccumulator":
@@ -383,6 +385,6 @@ class TrustAccumulator:
             "coverage": self.answered / n if n else None,
             "risk": self.answered_wrong / self.answered if self.answered else 0.0,
             "risk_coverage": self._risk_coverage(),
-            "top_mistakes": [{"id": i, "label": label, "predicted": predicted, "confidence": c}
-                             for c, i, label, predicted in self.mistakes],
+            "top_mistakes": [{"example": e, "label": label, "predicted": predicted, "confidence": c}
+                             for c, e, label, predicted in self.mistakes],
         }

@@ -8,15 +8,14 @@ CLI runs ``local_runner.py`` without arguments.
 import os
 import shlex
 
-from components import trust
-from components.evaluator.blessing import Gates, parse_split_gates
-from components.trainer import recipe
+from svhn_tfx.components import trust
+from svhn_tfx.components.evaluator.blessing import Gates, parse_split_gates
+from svhn_tfx.components.trainer import recipe
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PIPELINE_NAME = os.environ.get("SVHN_TFX_PIPELINE_NAME", "svhn-tfx")
 MODEL_NAME = os.environ.get("SVHN_TFX_MODEL_NAME", "svhn")
-
 
 
 def _root(path: str) -> str:
@@ -28,14 +27,18 @@ ARTIFACTS_ROOT = _root(os.environ.get("SVHN_TFX_ROOT", os.path.join(_REPO_ROOT, 
 # Converted GZIP TFRecords, one folder per split (what `svhn-tfx-data` writes).
 DATA_ROOT = _root(os.environ.get("SVHN_TFX_DATA", os.path.join(ARTIFACTS_ROOT, "data")))
 PIPELINE_ROOT = os.path.join(ARTIFACTS_ROOT, "pipelines", PIPELINE_NAME)
-# The local runner's MLMD database is SQLite, a local file even when the root is a URI.
+# What must be on this machine even when the root is a URI: the local runner's MLMD database
+# (SQLite) and the run logs.
+_LOCAL_ROOT = ARTIFACTS_ROOT if "://" not in ARTIFACTS_ROOT else os.path.join(_REPO_ROOT,
+                                                                               "artifacts")
 METADATA_PATH = _root(os.environ.get("SVHN_TFX_METADATA", os.path.join(
-    ARTIFACTS_ROOT if "://" not in ARTIFACTS_ROOT else os.path.join(_REPO_ROOT, "artifacts"),
-    "metadata", PIPELINE_NAME, "metadata.db")))
+    _LOCAL_ROOT, "metadata", PIPELINE_NAME, "metadata.db")))
 # The splits to ingest, e.g. "train,eval,calibration,real". Unset: every split folder found in
 # DATA_ROOT when the pipeline is built (a compiled Kubeflow/Vertex pipeline takes train,eval).
 SPLITS = tuple(s.strip() for s in os.environ["SVHN_TFX_SPLITS"].split(",") if s.strip()) \
     if os.environ.get("SVHN_TFX_SPLITS") else None
+# One full log per `tfx run create` (pipeline/console.py).
+LOG_DIR = _root(os.environ.get("SVHN_TFX_LOG_DIR", os.path.join(_LOCAL_ROOT, "logs")))
 # Pusher writes <SERVING_ROOT>/<MODEL_NAME>/<version>/: TF Serving's --model_base_path.
 SERVING_ROOT = os.path.join(ARTIFACTS_ROOT, "serving")
 SERVING_MODEL_DIR = os.path.join(SERVING_ROOT, MODEL_NAME)

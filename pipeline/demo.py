@@ -6,20 +6,21 @@ wall, a plain colour, random noise) as ordinary PNG/JPEG files of several sizes,
 client, prints each answer, and stops the server.
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-import schema
-from pipeline import configs
-from serving.process import free_port
+from svhn_tfx import schema
+from svhn_tfx.pipeline import configs
+from svhn_tfx.serving.process import free_port
 
 SAMPLE_SEED = 20_251_124
 STARTUP_TIMEOUT_S = 180
@@ -33,7 +34,8 @@ def _save(pixels: np.ndarray, path: str, size: int) -> str:
 
 def write_samples(out_dir: str) -> list:
     """Returns [(path, expected label)] for a digit of each class and three no-digit images."""
-    from components.data.synthetic import GeneratorSettings, render_example
+    from svhn_tfx.components.generator.settings import GeneratorSettings
+    from svhn_tfx.components.generator.synthetic import render_example
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(SAMPLE_SEED)
     settings = GeneratorSettings()
@@ -92,18 +94,22 @@ def main(argv=None) -> int:
               "See the SvhnEvaluator lines in the pipeline log.", file=sys.stderr)
         return 1
 
-    from serving.client import predict_files, wait_until_available
+    from svhn_tfx.serving.client import predict_files, wait_until_available
     samples = write_samples(args.samples_dir)
     port = free_port()
     server = f"127.0.0.1:{port}"
-    command = [sys.executable, "-m", "serving.server", f"--port={port}", "--rest_api_port=0",
+    command = [sys.executable, "-m", "svhn_tfx.serving.server", f"--port={port}", "--rest_api_port=0",
                f"--model_name={args.model_name}", f"--model_base_path={args.model_base_path}"]
-    print(f"starting: {' '.join(command[1:])}", flush=True)
-    process = subprocess.Popen(command)
+    os.makedirs(configs.LOG_DIR, exist_ok=True)
+    server_log = os.path.join(configs.LOG_DIR, "svhn-tfx-serve-demo.log")
+    print(f"serving {args.model_base_path} (log: {server_log})", flush=True)
+    with open(server_log, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         def check_alive():
             if process.poll() is not None:
-                raise RuntimeError(f"the model server exited with code {process.returncode}")
+                raise RuntimeError(f"the model server exited with code {process.returncode}; "
+                                   f"see {server_log}")
         wait_until_available(server, args.model_name, STARTUP_TIMEOUT_S, check_alive)
         results = predict_files(server, [path for path, _ in samples], model_name=args.model_name)
     finally:
@@ -116,15 +122,25 @@ def main(argv=None) -> int:
         top3 = ", ".join(f"{label}:{p:.2f}" for label, p in result["top3"])
         print(f"{os.path.basename(path):<22} {names.get(expected, str(expected)):<9} "
               f"{result['answer']:<12} {result['probability']:>6.3f}  {top3}")
+    print("\nprob: the calibrated probability of the answer; 'unsure' means the model's best "
+          "digit is below the abstention threshold it was exported with.")
     evaluations = tf.io.gfile.glob(os.path.join(configs.PIPELINE_ROOT, "SvhnEvaluator",
                                                 "evaluation", "*", "metrics.json"))
+    report = None
     if evaluations:
         latest = os.path.dirname(max(evaluations, key=lambda r: int(r.split(os.sep)[-2])))
         print_split_metrics(os.path.join(latest, "metrics.json"))
-        print(f"\nthe evaluator's report (reliability diagrams, risk-coverage, confusion, "
-              f"mistakes): {os.path.join(latest, 'report.html')}")
-    print("\nprob: the calibrated probability of the answer; 'unsure' means the model's best "
-          "digit is below the abstention threshold it was exported with.")
+        report = os.path.join(latest, "report.html")
+    versions = sorted(int(v) for v in tf.io.gfile.listdir(args.model_base_path)
+                      if v.strip("/").isdigit())
+    logs = sorted(glob.glob(os.path.join(configs.LOG_DIR, f"{configs.PIPELINE_NAME}-*.log")))
+    print("\nsummary")
+    print(f"  model:  {args.model_base_path}/{versions[-1] if versions else '?'} "
+          f"(svhn-tfx-serve --model_base_path={args.model_base_path}, or TF Serving)")
+    if report:
+        print(f"  report: {report} (reliability, risk-coverage, confusion, mistakes)")
+    if logs:
+        print(f"  log:    {logs[-1]} (the whole pipeline run)")
     return 0
 
 

@@ -5,18 +5,18 @@ path in it is a URI under the shared root (``SVHN_TFX_ROOT=gs://bucket/svhn-tfx`
 inside the image (``IMAGE_REPO_DIR``), never one of the machine that compiled it. Beam runs
 in each component's container unless SVHN_TFX_BEAM_ARGS names a service, e.g.
 "--runner=DataflowRunner --project=P --region=R --temp_location=gs://bucket/tmp".
-Usage: SVHN_TFX_ROOT=gs://bucket/svhn-tfx python -m pipeline.kubeflow_v2_runner [OUTPUT.json]
+Usage: SVHN_TFX_ROOT=gs://bucket/svhn-tfx python -m svhn_tfx.pipeline.kubeflow_v2_runner [OUTPUT.json]
 """
 import os
 import shlex
 import sys
 
-import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 from tfx import v1 as tfx
 
-import schema
-from components.trainer.component import weights_fingerprint
-from pipeline import configs, svhn_pipeline
+from svhn_tfx import schema
+from svhn_tfx.components.trainer.component import weights_fingerprint
+from svhn_tfx.pipeline import configs, svhn_pipeline
 
 DEFAULT_OUTPUT = "svhn_tfx_pipeline.json"
 IMAGE_REPO_DIR = "/pipeline"   # where the Dockerfile copies this repository

@@ -1,22 +1,34 @@
-"""Runs the pipeline on this machine; the file `tfx pipeline create --engine local` points at."""
-import os
+"""Runs the pipeline on this machine; the file `tfx pipeline create --engine local` points at.
+
+Run by `tfx run create`, it prints one line per component as it finishes and writes the full
+log to ``configs.LOG_DIR`` (pipeline/console.py); the TFX CLI, which compiles this file inside
+its own process, gets the plain run (nothing is redirected there).
+"""
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IN_TFX_CLI = "tfx.tools.cli" in " ".join(sys.modules)   # compiled by `tfx pipeline create`
 
-import components  # noqa: E402,F401  (sets the Keras/TF environment before TensorFlow loads)
+import svhn_tfx.components  # noqa: E402,F401  (sets the Keras/TF environment before TensorFlow loads)
 from absl import logging  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
-from pipeline import configs, svhn_pipeline  # noqa: E402
+from svhn_tfx.pipeline import configs, console, svhn_pipeline  # noqa: E402
 
 
 def run():
-    tfx.orchestration.LocalDagRunner().run(svhn_pipeline.create_configured_pipeline(
-        metadata_connection_config=tfx.orchestration.metadata
-        .sqlite_metadata_connection_config(configs.METADATA_PATH)))
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        configs.METADATA_PATH)
+    pipeline = svhn_pipeline.create_configured_pipeline(metadata_connection_config=connection)
+    if IN_TFX_CLI:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+        return
+    logging.set_verbosity(logging.INFO)   # all of it into the log file
+    with console.RunConsole(console.run_log_path(configs.LOG_DIR, configs.PIPELINE_NAME),
+                            console.summarizer(connection, configs.PIPELINE_NAME)) as out:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+        out.line(f"done: {len(out.finished_components)} components; report and model: "
+                 f"svhn-tfx-demo prints them, or see {configs.PIPELINE_ROOT}")
 
 
 if __name__ == "__main__":
-    logging.set_verbosity(logging.INFO)
     run()

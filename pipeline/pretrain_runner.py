@@ -4,25 +4,22 @@ Generated data only (the generator with another seed than the demo's data): it r
 pipeline from scratch for PRETRAIN_STEPS, with the gates open (these weights are only where
 the demo's own, gated, training starts), and copies the trained weights and calibration into
 ``pretrained/`` with ``recipe.json`` saying how they were made and what they scored.
-Usage: python -m pipeline.pretrain_runner (about an hour on 2 cores; see the README).
+Usage: python -m svhn_tfx.pipeline.pretrain_runner (about an hour on 2 cores; see the README).
 """
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import tensorflow as tf
+from absl import logging
+from tfx import v1 as tfx
 
-import components  # noqa: E402,F401  (sets the Keras/TF environment before TensorFlow loads)
-import tensorflow as tf  # noqa: E402
-from absl import logging  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-
-import schema  # noqa: E402
-from components.data.records import write_split  # noqa: E402
-from components.data.synthetic import generate  # noqa: E402
-from components.evaluator.blessing import OPEN_GATES  # noqa: E402
-from components.trainer.component import CALIBRATION_FILE, WEIGHTS_FILE  # noqa: E402
-from pipeline import configs, svhn_pipeline  # noqa: E402
+from svhn_tfx import schema
+from svhn_tfx.components.converters.records import write_split
+from svhn_tfx.components.generator.synthetic import generate
+from svhn_tfx.components.evaluator.blessing import OPEN_GATES
+from svhn_tfx.components.trainer.component import CALIBRATION_FILE, WEIGHTS_FILE
+from svhn_tfx.pipeline import configs, svhn_pipeline
 
 NAME = f"{configs.PIPELINE_NAME}-pretrain"
 ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain")
@@ -69,9 +66,9 @@ def run() -> str:
         tf.io.gfile.copy(os.path.join(model_dir, name),
                          os.path.join(configs.PRETRAINED_DIR, name), overwrite=True)
     recipe = {
-        "made_by": "make pretrain (python -m pipeline.pretrain_runner)",
+        "made_by": "make pretrain (python -m svhn_tfx.pipeline.pretrain_runner)",
         "data": f"generated only: {configs.PRETRAIN_TRAIN_EXAMPLES} training images, generator "
-                f"seed {configs.PRETRAIN_SEED} (components/data/synthetic.py)",
+                f"seed {configs.PRETRAIN_SEED} (components/generator/synthetic.py)",
         "train_steps": configs.PRETRAIN_STEPS, "batch_size": configs.BATCH_SIZE,
         "learning_rate": configs.PRETRAIN_LEARNING_RATE,
         "generated_eval": {k: report["candidate"]["calibrated"][k]

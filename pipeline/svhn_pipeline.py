@@ -4,15 +4,15 @@ from typing import Dict, List, Optional, Sequence
 
 from tfx import v1 as tfx
 
-import schema
-from components import trust
-from components.anomaly_gate import AnomalyGate
-from components.data.records import find_splits
-from components.evaluator.blessing import Gates, split_gates_json
-from components.evaluator.component import SvhnEvaluator
-from components.trainer.component import SvhnTrainer, weights_fingerprint
+from svhn_tfx import schema
+from svhn_tfx.components import trust
+from svhn_tfx.components.anomaly_gate import AnomalyGate
+from svhn_tfx.components.converters.records import find_splits
+from svhn_tfx.components.evaluator.blessing import Gates, split_gates_json
+from svhn_tfx.components.evaluator.component import SvhnEvaluator
+from svhn_tfx.components.trainer.component import SvhnTrainer, weights_fingerprint
 
-PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
+PREPROCESSING_FN = "svhn_tfx.components.transform.preprocessing.preprocessing_fn"
 RECORD_GLOB = "*.tfrecord.gz"
 
 
@@ -113,7 +113,7 @@ def create_pipeline(
 
 def create_configured_pipeline(**overrides) -> tfx.dsl.Pipeline:
     """create_pipeline with every setting from configs.py; runners pass what differs."""
-    from pipeline import configs
+    from svhn_tfx.pipeline import configs
     settings = dict(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=configs.PIPELINE_ROOT,

@@ -4,7 +4,9 @@ Every data source becomes tf.Examples with these two features, and nothing else:
 ``image_raw`` holds the encoded file bytes exactly as a camera or file gives them
 (never decoded or rescaled pixels), ``label`` is 0-9 for a digit and 10 for "no digit".
 """
+import dataclasses
 import os
+from typing import Optional
 
 IMAGE_KEY = "image_raw"
 LABEL_KEY = "label"
@@ -28,3 +30,13 @@ SPLIT_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")
 SCHEMA_DIR = os.path.dirname(SCHEMA_PATH)
+
+
+@dataclasses.dataclass
+class Record:
+    """One labelled picture from any source (the generator, SVHN files, a folder tree),
+    before the converters check it and write it as a tf.Example."""
+    where: str                    # path, path#index or similar: what a person needs to find it
+    image: Optional[bytes]        # encoded image bytes, exactly as stored
+    label: int
+    error: Optional[str] = None   # set by a source that already knows the item is bad

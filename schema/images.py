@@ -24,6 +24,15 @@ _MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
 _GIF_TRAILER, _GIF_IMAGE, _GIF_EXTENSION = 0x3B, 0x2C, 0x21
 
 
+def encode(picture, fmt: str = "PNG", **options) -> bytes:
+    """An image file's bytes from an HxW(x3) uint8 array or a PIL image. PNG is lossless, as
+    SVHN's pixels are stored; ``options`` go to Pillow (e.g. JPEG ``quality``)."""
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
 class ImageRejected(ValueError):
     """Bytes the model cannot read as a picture; the message says why and what to send."""
 

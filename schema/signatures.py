@@ -12,7 +12,7 @@
   preprocess       image_bytes -> image float32[batch, 32, 32, 3]: the exact model input,
                    so skew between training and serving can be checked from outside.
 """
-from schema import NUM_DIGITS
+from svhn_tfx.schema import NUM_DIGITS
 
 SERVING_SIGNATURE = "serving_default"
 CLASSIFY_SIGNATURE = "classify"
@@ -22,3 +22,9 @@ EXAMPLES_INPUT = "inputs"     # serialized tf.Examples (the classify signature)
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 CLASS_NAMES = [str(d) for d in range(NUM_DIGITS)] + ["none"]
 NOT_ANSWERED = -1             # ``digit`` when the model does not answer with a digit
+# The model's own calibration record inside the SavedModel (TF Serving ignores unknown files in
+# assets.extra/): temperature, threshold, and ANSWER_SHARES, the share of each kind of answer
+# on the held-out data it was calibrated on, which the server's drift check compares with.
+CALIBRATION_ASSET = "assets.extra/calibration.json"
+ANSWER_SHARES = "answer_shares"
+ANSWER_KINDS = ("no_digit", "abstain")   # class_id is "no digit"; digit is NOT_ANSWERED

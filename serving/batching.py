@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from serving.errors import overloaded
+from svhn_tfx.serving.errors import overloaded
 
 Inputs = Dict[str, np.ndarray]
 

@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-import schema
-from schema.signatures import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
+from svhn_tfx import schema
+from svhn_tfx.schema.signatures import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 
 DEFAULT_TIMEOUT_S = 30.0
 TOP_K = 3

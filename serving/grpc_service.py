@@ -11,26 +11,43 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
-from schema.signatures import CLASSIFY_METHOD
-from serving.errors import ServingError, internal, invalid, too_large
-from serving.model_store import ModelStore
-from serving.servable import DEFAULT_SIGNATURE, check_shape
+from svhn_tfx.schema.signatures import CLASSIFY_METHOD
+from svhn_tfx.serving.errors import ServingError, internal, invalid, too_large
+from svhn_tfx.serving.metrics import RequestTimer, ServingMetrics
+from svhn_tfx.serving.model_store import ModelStore
+from svhn_tfx.serving.servable import DEFAULT_SIGNATURE, check_shape
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
+# The ``API`` label of each method in the request metrics, as TF Serving names them.
+API_NAMES = {"Predict": "predict", "Classify": "classify",
+             "GetModelMetadata": "get_model_metadata", "GetModelStatus": "get_model_status"}
+
+
 def _grpc_errors(method):
     """Turns ServingError into the gRPC status; anything else is INTERNAL, logged with an
-    id, and answered without its text."""
+    id, and answered without its text. Counts the request in the metrics either way."""
     @functools.wraps(method)
     def wrapper(self, request, context):
+        spec = request.model_spec
+        timer = RequestTimer(self.metrics, "GRPC", API_NAMES[method.__name__], spec.name,
+                             spec.signature_name or (DEFAULT_SIGNATURE if method.__name__ in
+                                                     ("Predict", "Classify") else ""))
         try:
-            return method(self, request, context)
+            response = method(self, request, context)
+            served = getattr(response, "model_spec", None)
+            timer.version = served.version.value if served is not None else None
+            return response
         except ServingError as e:
+            timer.status = e.code
             context.abort(e.code, e.message)
         except Exception:
             error = internal(f"{method.__name__} failed")
+            timer.status = error.code
             context.abort(error.code, error.message)
+        finally:
+            timer.finish()
     return wrapper
 
 
@@ -101,8 +118,8 @@ def _dtype_name(enum: int) -> str:
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, store: ModelStore):
-        self.store = store
+    def __init__(self, store: ModelStore, metrics: ServingMetrics = None):
+        self.store, self.metrics = store, metrics
 
     @_grpc_errors
     def Predict(self, request, context):
@@ -161,8 +178,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, store: ModelStore):
-        self.store = store
+    def __init__(self, store: ModelStore, metrics: ServingMetrics = None):
+        self.store, self.metrics = store, metrics
 
     @_grpc_errors
     def GetModelStatus(self, request, context):
@@ -189,7 +206,9 @@ def _fill_spec(spec, requested, servable) -> None:
     spec.signature_name = requested.signature_name or DEFAULT_SIGNATURE
 
 
-def add_to_server(server: grpc.Server, store: ModelStore) -> None:
+def add_to_server(server: grpc.Server, store: ModelStore,
+                  metrics: ServingMetrics = None) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(store), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
+        PredictionService(store, metrics), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store, metrics),
+                                                              server)

@@ -9,9 +9,9 @@ decodes each image once; bytes it cannot decode are refused by it, named by row.
 """
 import dataclasses
 
-import schema
-from schema import images
-from serving.errors import invalid, too_large
+from svhn_tfx import schema
+from svhn_tfx.schema import images
+from svhn_tfx.serving.errors import invalid, too_large
 
 MIB = 1 << 20
 

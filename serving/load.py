@@ -6,7 +6,7 @@ import grpc
 import numpy as np
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from serving.client import predict_request
+from svhn_tfx.serving.client import predict_request
 
 
 def run_load(target: str, model_name: str, images, clients: int, seconds: float) -> dict:

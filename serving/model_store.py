@@ -14,8 +14,8 @@ from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
 
-from serving.errors import not_found
-from serving.servable import Servable
+from svhn_tfx.serving.errors import not_found
+from svhn_tfx.serving.servable import Servable
 
 gfile = tf.io.gfile   # --model_base_path may be a URI (gs://...), as TF Serving allows
 # The versions kept loaded, newest first (TF Serving's default policy keeps only the latest).

@@ -29,7 +29,7 @@ class ServerProcess:
             self.grpc_port = free_port()
             command = [binary, f"--port={self.grpc_port}"]
         else:
-            command = [sys.executable, "-m", "serving.server", "--port=0"]
+            command = [sys.executable, "-m", "svhn_tfx.serving.server", "--port=0"]
         command += [f"--rest_api_port={self.rest_port}", f"--model_name={model_name}",
                     f"--model_base_path={model_base_path}"]
         command += [f"--{k}={v}" for k, v in flags.items()]
@@ -68,7 +68,7 @@ class ServerProcess:
                                f"log: {self.logs()[-3000:]}")
 
     def wait_until_available(self):
-        from serving.client import wait_until_available
+        from svhn_tfx.serving.client import wait_until_available
         wait_until_available(self.grpc_target, self.model_name, STARTUP_TIMEOUT_S,
                              self._check_alive)
 

@@ -3,6 +3,8 @@
   POST /v1/models/<name>[/versions/<v>]:predict   {"instances": [...]} or {"inputs": ...}
   GET  /v1/models/<name>[/versions/<v>]           model status
   GET  /v1/models/<name>[/versions/<v>]/metadata  signature defs
+  GET  /monitoring/prometheus/metrics              Prometheus metrics (the path the
+                                                   --monitoring_config_file enables)
 
 Binary values travel as {"b64": "<base64>"}, exactly as TF Serving expects them.
 """
@@ -18,11 +20,12 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
-from serving.errors import ServingError, internal, invalid, not_found, overloaded, too_large
-from serving.grpc_service import model_status
-from serving.limits import Limits
-from serving.model_store import ModelStore
-from serving.servable import DEFAULT_SIGNATURE
+from svhn_tfx.serving.errors import ServingError, internal, invalid, not_found, overloaded, too_large
+from svhn_tfx.serving.grpc_service import model_status
+from svhn_tfx.serving.limits import Limits
+from svhn_tfx.serving.metrics import CONTENT_TYPE, RequestTimer, ServingMetrics
+from svhn_tfx.serving.model_store import ModelStore
+from svhn_tfx.serving.servable import DEFAULT_SIGNATURE
 
 DEFAULT_TIMEOUT_S = 30.0             # idle keep-alive, and the longest a body may take to arrive
 DEFAULT_MAX_CONCURRENT_REQUESTS = 64
@@ -108,7 +111,8 @@ def parse_predict_body(body: dict, signature_def, limits: Limits):
 
 
 def make_handler(store: ModelStore, limits: Limits, timeout_s: float,
-                 max_concurrent_requests: int):
+                 max_concurrent_requests: int, metrics: ServingMetrics = None,
+                 metrics_path: str = None):
     busy = threading.BoundedSemaphore(max_concurrent_requests)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -119,6 +123,9 @@ def make_handler(store: ModelStore, limits: Limits, timeout_s: float,
             logging.debug("REST %s - " + fmt, self.address_string(), *args)
 
         def do_GET(self):
+            if metrics_path and self.path.split("?")[0] == metrics_path:
+                self._send(200, metrics.render().encode(), CONTENT_TYPE)
+                return
             self._respond(self._get)
 
         def do_POST(self):
@@ -129,7 +136,11 @@ def make_handler(store: ModelStore, limits: Limits, timeout_s: float,
             if not match:
                 raise not_found(f"unknown path {self.path}; see /v1/models/<name>[:predict]")
             version = int(match["version"]) if match["version"] else None
-            return match["name"], version, match["rest"] or ""
+            rest = match["rest"] or ""
+            self._timer.model_name = match["name"]
+            self._timer.api = {":predict": "predict", "/metadata": "get_model_metadata"}.get(
+                rest, "get_model_status")
+            return match["name"], version, rest
 
         def _get(self):
             name, version, rest = self._route()
@@ -137,6 +148,7 @@ def make_handler(store: ModelStore, limits: Limits, timeout_s: float,
                 raise invalid("predict needs POST")
             if rest == "/metadata":
                 servable = store.get(name, version)
+                self._timer.version = servable.version
                 return {"model_spec": {"name": name, "signature_name": "",
                                        "version": str(servable.version)},
                         "metadata": {"signature_def": {"signature_def": {
@@ -200,9 +212,11 @@ def make_handler(store: ModelStore, limits: Limits, timeout_s: float,
             if not isinstance(body, dict):
                 raise invalid('the request body must be a JSON object with "instances" or "inputs"')
             servable = store.get(name, version)
+            self._timer.version = servable.version
             signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
             if not isinstance(signature_name, str):
                 raise invalid('"signature_name" must be a string')
+            self._timer.signature_name = signature_name
             try:
                 inputs, row_format = parse_predict_body(
                     body, servable.signature_def(signature_name), limits)
@@ -218,18 +232,24 @@ def make_handler(store: ModelStore, limits: Limits, timeout_s: float,
             return {"predictions": [{k: v[i] for k, v in encoded.items()} for i in range(count)]}
 
         def _respond(self, handler):
+            self._timer = RequestTimer(metrics, "REST")
             try:
                 status, payload = 200, handler()
             except ServingError as e:
+                self._timer.status = e.code
                 status, payload = e.http_status, {"error": e.message}
                 self.close_connection = True  # the body may be unread: do not reuse the stream
             except Exception:
                 error = internal("REST request failed")
+                self._timer.status = error.code
                 status, payload = error.http_status, {"error": error.message}
                 self.close_connection = True
-            data = json.dumps(payload).encode()
+            self._timer.finish()
+            self._send(status, json.dumps(payload).encode(), "application/json")
+
+        def _send(self, status: int, data: bytes, content_type: str):
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -266,6 +286,9 @@ class RestServer(http.server.ThreadingHTTPServer):
 def make_server(host: str, port: int, store: ModelStore, limits: Limits,
                 timeout_s: float = DEFAULT_TIMEOUT_S,
                 max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
-                max_connections: int = DEFAULT_MAX_CONNECTIONS) -> RestServer:
+                max_connections: int = DEFAULT_MAX_CONNECTIONS, metrics: ServingMetrics = None,
+                metrics_path: str = None) -> RestServer:
+    """``metrics_path`` (from --monitoring_config_file) serves ``metrics`` there, if given."""
     return RestServer((host, port), make_handler(store, limits, timeout_s,
-                                                 max_concurrent_requests), max_connections)
+                                                 max_concurrent_requests, metrics,
+                                                 metrics_path), max_connections)

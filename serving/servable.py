@@ -3,7 +3,7 @@
 Signature definitions are read from ``saved_model.pb`` itself, so input names, dtypes and
 method names are exactly what TF Serving would report and enforce for the same directory.
 """
-import io
+import json
 import logging
 import os
 from typing import Dict, Optional
@@ -11,15 +11,17 @@ from typing import Dict, Optional
 import grpc
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 from tensorflow.core.example import example_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
-import schema
-from schema.signatures import EXAMPLES_INPUT, IMAGE_BYTES_INPUT, SERVING_SIGNATURE
-from serving.batching import Batcher
-from serving.errors import ServingError, invalid
-from serving.limits import Limits
+from svhn_tfx import schema
+from svhn_tfx.schema.images import encode
+from svhn_tfx.schema.signatures import (ANSWER_KINDS, ANSWER_SHARES, CALIBRATION_ASSET,
+                                        EXAMPLES_INPUT, IMAGE_BYTES_INPUT, SERVING_SIGNATURE)
+from svhn_tfx.serving.batching import Batcher
+from svhn_tfx.serving.errors import ServingError, invalid
+from svhn_tfx.serving.limits import Limits
+from svhn_tfx.serving.metrics import ServingMetrics
 
 # TF Serving's default signature is the model's raw-bytes one; string inputs named
 # IMAGE_BYTES_INPUT carry encoded image files and are checked image by image.
@@ -28,11 +30,14 @@ DEFAULT_SIGNATURE = SERVING_SIGNATURE
 
 class Servable:
     def __init__(self, path: str, version: int, limits: Limits, max_batch_size: int,
-                 batch_timeout_s: float, num_batch_threads: int, max_enqueued_batches: int = 0):
+                 batch_timeout_s: float, num_batch_threads: int, max_enqueued_batches: int = 0,
+                 model_name: str = "", metrics: Optional[ServingMetrics] = None):
         self.path = path
         self.version = version
         self.limits = limits
+        self.model_name, self.metrics = model_name, metrics
         self.signature_defs = _read_signature_defs(path)
+        self.expected_shares = _read_expected_shares(path)
         self._model = tf.saved_model.load(path)
         self._warm_up()   # before any thread starts: a version that fails here leaves nothing
         self._batchers: Dict[str, Optional[Batcher]] = {}
@@ -41,7 +46,7 @@ class Servable:
                 _leading_dim_is_batch(info) for info in
                 list(signature_def.inputs.values()) + list(signature_def.outputs.values()))
             self._batchers[name] = Batcher(
-                lambda inputs, name=name: self._call(name, inputs), max_batch_size,
+                lambda inputs, name=name: self._run(name, inputs), max_batch_size,
                 batch_timeout_s, num_batch_threads, name=f"v{version}-{name}",
                 max_batch_cost=limits.max_request_pixels,
                 max_enqueued_batches=max_enqueued_batches) if batchable else None
@@ -68,7 +73,9 @@ class Servable:
         else:
             self._validate(signature_name, signature_def, inputs, output_filter)
             outputs = self._refused_row_named(
-                signature_name, inputs, lambda: self._call(signature_name, inputs))
+                signature_name, inputs, lambda: self._run(signature_name, inputs))
+        if self.metrics is not None and signature_name == SERVING_SIGNATURE:
+            self.metrics.record_answers(self.model_name, outputs, self.expected_shares)
         return {k: v for k, v in outputs.items() if not output_filter or k in output_filter}
 
     def _validate(self, signature_name, signature_def, inputs, output_filter) -> np.ndarray:
@@ -130,6 +137,13 @@ class Servable:
             if batcher:
                 batcher.close()
 
+    def _run(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """One model call for requests (batched or not), counted in the batch-size histogram."""
+        if self.metrics is not None:
+            self.metrics.record_batch(self.model_name, self.version, signature_name,
+                                      len(next(iter(inputs.values()))))
+        return self._call(signature_name, inputs)
+
     def _call(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         function = self._model.signatures[signature_name]
         try:
@@ -142,11 +156,10 @@ class Servable:
     def _warm_up(self) -> None:
         """One call per image signature before the version is announced, as TF Serving's
         warm-up requests do: it traces the graph and proves the model can answer."""
-        buf = io.BytesIO()
-        Image.new("RGB", (32, 32), (128, 128, 128)).save(buf, format="PNG")
+        grey = encode(np.full((32, 32, 3), 128, np.uint8))
         for name, signature_def in self.signature_defs.items():
             if set(signature_def.inputs) == {IMAGE_BYTES_INPUT}:
-                self._call(name, {IMAGE_BYTES_INPUT: np.array([buf.getvalue()], dtype=object)})
+                self._call(name, {IMAGE_BYTES_INPUT: np.array([grey], dtype=object)})
         logging.info("version %d warmed up (%s)", self.version, self.path)
 
 
@@ -189,6 +202,24 @@ def _images_in(key: str, value: np.ndarray):
                           f"value")
         found.append((f"{key}[{i}].{schema.IMAGE_KEY}", feature.bytes_list.value[0]))
     return found
+
+
+def _read_expected_shares(path: str) -> Optional[Dict[str, float]]:
+    """The answer shares the model's calibration data showed, or None (drift is then not
+    judged): models exported before they were recorded, or by other code, have none."""
+    asset = os.path.join(path, CALIBRATION_ASSET)
+    if not tf.io.gfile.exists(asset):
+        logging.info("%s has no %s: its answers are counted but drift is not judged",
+                     path, CALIBRATION_ASSET)
+        return None
+    with tf.io.gfile.GFile(asset) as f:
+        shares = json.load(f).get(ANSWER_SHARES)
+    if not isinstance(shares, dict) or any(
+            not isinstance(shares.get(k), (int, float)) for k in ANSWER_KINDS):
+        logging.warning("%s: %s has no usable %s; drift is not judged", path, CALIBRATION_ASSET,
+                        ANSWER_SHARES)
+        return None
+    return {k: float(shares[k]) for k in ANSWER_KINDS}
 
 
 def _read_signature_defs(path: str):

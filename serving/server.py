@@ -5,7 +5,12 @@ For machines where ``tensorflow_model_server`` cannot be installed. It serves th
 models move to the real TF Serving unchanged. Flags use TF Serving's names where it has
 one (``--port``, ``--rest_api_port``, ``--model_name``, ``--model_base_path``,
 ``--file_system_poll_wait_seconds``, ``--max_batch_size``, ``--batch_timeout_micros``,
-``--num_batch_threads``).
+``--num_batch_threads``, ``--monitoring_config_file``).
+
+With ``--monitoring_config_file`` (TF Serving's format), Prometheus metrics are served on the
+REST port (see serving/metrics.py), among them a drift gauge: it flags when the shares of "no
+digit" answers and abstentions over the last ``--drift_window`` answers leave the shares the
+model showed on its held-out data by more than ``--drift_margin``; each change is logged once.
 """
 import argparse
 import concurrent.futures
@@ -17,10 +22,11 @@ import threading
 
 import grpc
 
-from serving import grpc_service, rest
-from serving.limits import Limits
-from serving.model_store import DEFAULT_MAX_LOADED_VERSIONS, ModelStore
-from serving.servable import Servable
+from svhn_tfx.serving import grpc_service, rest
+from svhn_tfx.serving.limits import Limits
+from svhn_tfx.serving import metrics as serving_metrics
+from svhn_tfx.serving.model_store import DEFAULT_MAX_LOADED_VERSIONS, ModelStore
+from svhn_tfx.serving.servable import Servable
 
 SHUTDOWN_GRACE_S = 5
 DEFAULT_MAX_ENQUEUED_BATCHES = 16
@@ -66,6 +72,15 @@ def parse_args(argv=None):
     p.add_argument("--max_request_pixels", type=int, default=defaults.max_request_pixels,
                    help="decoded pixels of all images in one request (and in one batch)")
     p.add_argument("--max_request_bytes", type=int, default=defaults.max_request_bytes)
+    p.add_argument("--monitoring_config_file", default="",
+                   help="TF Serving's MonitoringConfig text file; prometheus_config { enable: "
+                        "true, path: \"/monitoring/prometheus/metrics\" } serves Prometheus "
+                        "metrics at that path on the REST port")
+    p.add_argument("--drift_window", type=int, default=serving_metrics.DEFAULT_DRIFT_WINDOW,
+                   help="answers (images) in the sliding window the drift check looks at")
+    p.add_argument("--drift_margin", type=float, default=serving_metrics.DEFAULT_DRIFT_MARGIN,
+                   help="how far (absolute share) the window's 'no digit' or abstention share "
+                        "may be from the model's held-out share before drift is flagged")
     p.add_argument("--log_level", default="INFO")
     return p.parse_args(argv)
 
@@ -76,16 +91,33 @@ def main(argv=None) -> int:
                         format="%(asctime)s svhn-tfx-serve %(levelname)s %(message)s")
     limits = Limits(args.max_images_per_request, args.max_image_bytes, args.max_image_pixels,
                     args.max_request_pixels, args.max_request_bytes)
+    metrics_path = None
+    if args.monitoring_config_file:
+        try:
+            with open(args.monitoring_config_file) as f:
+                metrics_path = serving_metrics.parse_monitoring_config(f.read())
+        except (OSError, ValueError) as e:
+            logging.error("--monitoring_config_file %s: %s", args.monitoring_config_file, e)
+            return 2
+        if metrics_path and not args.rest_api_port:
+            logging.error("Prometheus metrics are served on the REST port: set --rest_api_port")
+            return 2
+    try:
+        metrics = serving_metrics.ServingMetrics(args.drift_window, args.drift_margin)
+    except ValueError as e:
+        logging.error("%s", e)
+        return 2
 
     def load(path, version):
         return Servable(path, version, limits, args.max_batch_size,
                         args.batch_timeout_micros / 1e6, args.num_batch_threads,
-                        args.max_enqueued_batches)
+                        args.max_enqueued_batches, args.model_name, metrics)
 
     base_path = args.model_base_path if "://" in args.model_base_path else \
         os.path.abspath(args.model_base_path)
     store = ModelStore(args.model_name, base_path, load,
                        args.max_loaded_versions)
+    metrics.loaded_versions = lambda: (args.model_name, store.loaded_versions())
     store.poll_once()
     if not store.loaded_versions():
         logging.warning("no loadable version in %s yet; waiting for one", args.model_base_path)
@@ -98,7 +130,7 @@ def main(argv=None) -> int:
     grpc_server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(args.max_concurrent_requests), options=options,
         maximum_concurrent_rpcs=args.max_concurrent_requests)
-    grpc_service.add_to_server(grpc_server, store)
+    grpc_service.add_to_server(grpc_server, store, metrics)
     grpc_port = grpc_server.add_insecure_port(f"{args.host}:{args.port}")
     if not grpc_port:
         logging.error("cannot listen on %s:%d", args.host, args.port)
@@ -110,10 +142,14 @@ def main(argv=None) -> int:
     if args.rest_api_port:
         rest_server = rest.make_server(args.host, args.rest_api_port, store, limits,
                                        args.rest_timeout_seconds,
-                                       args.max_concurrent_requests, args.max_rest_connections)
+                                       args.max_concurrent_requests, args.max_rest_connections,
+                                       metrics, metrics_path)
         threading.Thread(target=rest_server.serve_forever, daemon=True).start()
         print(f"svhn-tfx-serve: REST on {args.host}:{rest_server.server_address[1]}",
               flush=True)
+        if metrics_path:
+            print(f"svhn-tfx-serve: Prometheus metrics at http://{args.host}:"
+                  f"{rest_server.server_address[1]}{metrics_path}", flush=True)
 
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

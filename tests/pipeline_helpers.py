@@ -2,13 +2,13 @@
 import glob
 import os
 
-import components  # noqa: F401
+import svhn_tfx.components  # noqa: F401
 from tfx import v1 as tfx
 
-from components.evaluator.blessing import OPEN_GATES
-from components.data.records import RECORD_SUFFIX, make_example, write_split
-from components.data.synthetic import EVAL_SEED_OFFSET, generate
-from pipeline import configs, svhn_pipeline
+from svhn_tfx.components.evaluator.blessing import OPEN_GATES
+from svhn_tfx.components.converters.records import RECORD_SUFFIX, make_example, write_split
+from svhn_tfx.components.generator.synthetic import EVAL_SEED_OFFSET, generate
+from svhn_tfx.pipeline import configs, svhn_pipeline
 
 MULTI_PROCESS_BEAM_ARGS = configs.DEFAULT_BEAM_ARGS  # multi_processing, 2 workers
 IN_MEMORY_BEAM_ARGS = []  # Beam's default DirectRunner mode

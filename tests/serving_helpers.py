@@ -1,29 +1,31 @@
 """A small exported model and hostile or odd image bytes, for the serving tests."""
-import io
 import os
 import shutil
 import struct
 import zlib
 
 import numpy as np
-from PIL import Image
 
-import components  # noqa: F401
-import schema
+import svhn_tfx.components  # noqa: F401
+from svhn_tfx import schema
+from svhn_tfx.schema.images import encode
 
 
-def export_model(export_dir: str, work_dir: str, temperature: float = 1.0) -> str:
-    """The real export path (Transform graph + CNN + signatures) with untrained weights:
-    serving tests need the wire contract, not accuracy, and this takes seconds."""
+def export_model(export_dir: str, work_dir: str, temperature: float = 1.0,
+                 weights: str = None, abstain_threshold: float = 0.0,
+                 calibration: dict = None) -> str:
+    """The real export path (Transform graph + CNN + signatures), with untrained weights
+    unless ``weights`` (a weights.h5) is given: most serving tests need the wire contract,
+    not accuracy, and this takes seconds."""
     import apache_beam as beam
     import tensorflow as tf
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-    from components.trainer.export import export_serving_model
-    from components.trainer.model import build_model
-    from components.transform.preprocessing import preprocessing_fn
+    from svhn_tfx.components.trainer.export import export_serving_model
+    from svhn_tfx.components.trainer.model import build_model
+    from svhn_tfx.components.transform.preprocessing import preprocessing_fn
 
     feature_spec = {schema.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
                     schema.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
@@ -37,15 +39,12 @@ def export_model(export_dir: str, work_dir: str, temperature: float = 1.0) -> st
         _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
     tf.keras.utils.set_random_seed(0)
     model = build_model(1e-3)
+    if weights:
+        model.load_weights(weights)
     tft_layer = tft.TFTransformOutput(transform_dir).transform_features_layer()
-    export_serving_model(model, tft_layer, export_dir, temperature)
+    export_serving_model(model, tft_layer, export_dir, temperature, abstain_threshold,
+                         calibration)
     return export_dir
-
-
-def encode(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format=fmt)
-    return buf.getvalue()
 
 
 def sample_images(count: int = 6, seed: int = 0):

@@ -11,16 +11,15 @@ import urllib.error
 import urllib.request
 
 import grpc
-import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings, strategies as st
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-import schema
-from serving.client import predict_request, tensor_request
-from serving.process import ServerProcess
+from svhn_tfx import schema
+from svhn_tfx.serving.client import predict_request, tensor_request
+from svhn_tfx.serving.process import ServerProcess
 from tests import serving_helpers as sh
 
 MODEL = "svhn"
@@ -379,7 +378,7 @@ class _FakeContext:
 
 
 def test_an_unexpected_error_answers_internal_with_an_id_and_no_exception_text(caplog):
-    from serving import grpc_service
+    from svhn_tfx.serving import grpc_service
 
     class Exploding:
         @grpc_service._grpc_errors
@@ -397,8 +396,8 @@ def test_an_unexpected_error_answers_internal_with_an_id_and_no_exception_text(c
 
 
 def test_a_version_that_fails_warm_up_starts_no_threads(exported_model, monkeypatch):
-    from serving import servable
-    from serving.limits import Limits
+    from svhn_tfx.serving import servable
+    from svhn_tfx.serving.limits import Limits
 
     def failing_warm_up(self):
         raise RuntimeError("warm-up failed")

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from serving.batching import Batcher
+from svhn_tfx.serving.batching import Batcher
 
 
 def _run_concurrently(batcher, requests):
@@ -106,7 +106,7 @@ def test_merged_batches_respect_the_size_and_the_cost_limit(max_batch_cost, larg
 
 def test_a_full_queue_refuses_at_once_with_resource_exhausted():
     import grpc
-    from serving.errors import ServingError
+    from svhn_tfx.serving.errors import ServingError
     release = threading.Event()
     batcher = Batcher(lambda inputs: release.wait(10) and {"y": inputs["x"]},
                       max_batch_size=2, timeout_s=0.0, max_enqueued_batches=1)

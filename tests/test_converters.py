@@ -1,4 +1,4 @@
-"""Tests of the data converters (components/data/{svhn_mat,digit_struct,folder,cli}.py).
+"""Tests of the data converters (components/converters/{svhn_mat,digit_struct,folder,cli}.py).
 
 Fixtures are generated in tmp_path; the real SVHN format 1 samples are read from
 ``<repo>/../shared/data`` and those tests skip where that folder is absent.
@@ -16,9 +16,10 @@ import pytest
 import scipy.io
 from PIL import Image
 
-import schema
-from components.data import cli, digit_struct, folder, records, svhn_mat
-from components.data.records import BadRecordError, read_split, write_split
+from svhn_tfx import schema
+from svhn_tfx.schema import images
+from svhn_tfx.components.converters import cli, digit_struct, folder, records, svhn_mat
+from svhn_tfx.components.converters.records import BadRecordError, read_split, write_split
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_FORMAT1 = os.path.join(REPO, os.pardir, "shared", "data", "svhn-format1")
@@ -562,7 +563,7 @@ def test_cli_missing_file_and_usage_errors(tmp_path, capsys):
 
 
 def test_cli_synthetic_writes_train_and_eval(tmp_path, capsys):
-    pytest.importorskip("components.data.synthetic")
+    pytest.importorskip("svhn_tfx.components.generator.synthetic")
     out = str(tmp_path / "data")
     assert cli.main(["synthetic", "--out", out, "--train", "5", "--eval", "3", "--seed", "2",
                      "--size", "24"]) == 0
@@ -579,7 +580,7 @@ def test_cli_synthetic_writes_train_and_eval(tmp_path, capsys):
 def test_cli_entry_point_exit_status_in_a_subprocess(tmp_path):
     missing = str(tmp_path / "nope")
     result = subprocess.run(
-        [sys.executable, "-m", "components.data.cli", "folder", missing, "--out",
+        [sys.executable, "-m", "svhn_tfx.components.converters.cli", "folder", missing, "--out",
          str(tmp_path / "o"), "--split", "train"],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
@@ -589,7 +590,7 @@ def test_cli_entry_point_exit_status_in_a_subprocess(tmp_path):
 
 def test_a_user_split_is_found_beside_train_and_eval_and_bad_names_are_refused(tree, tmp_path,
                                                                                capsys):
-    from components.data.records import find_splits
+    from svhn_tfx.components.converters.records import find_splits
     root, _ = tree
     out = tmp_path / "data"
     for split in ("real", "eval", "train", "calibration"):
@@ -608,8 +609,8 @@ def test_a_user_split_is_found_beside_train_and_eval_and_bad_names_are_refused(t
 
 
 def _blank_records(labels, where="gen"):
-    png = records.encode_png(np.zeros((8, 8, 3), np.uint8))
-    return [records.Record(f"{where}#{i}", png, label) for i, label in enumerate(labels)]
+    png = images.encode(np.zeros((8, 8, 3), np.uint8))
+    return [schema.Record(f"{where}#{i}", png, label) for i, label in enumerate(labels)]
 
 
 def test_overwriting_a_split_keeps_the_old_one_whole_until_the_new_one_is_in(tmp_path,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that
 
-from components.evaluator.blessing import Gates, blessing_decision
-from components.evaluator.metrics import CALIBRATED, UNCALIBRATED, TrustCombineFn
+from svhn_tfx.components.evaluator.blessing import Gates, blessing_decision
+from svhn_tfx.components.evaluator.metrics import CALIBRATED, UNCALIBRATED, TrustCombineFn
 
 GATES = Gates(min_accuracy=0.85, max_ece=0.05, min_no_digit_auroc=0.95, max_accuracy_drop=0.01,
               max_ece_rise=0.01, max_auroc_drop=0.01)
@@ -47,9 +47,9 @@ def test_gates_are_configurable():
 
 def _scored_batch(labels, probabilities, threshold=0.5):
     probabilities = np.asarray(probabilities, np.float64)
-    ids = [f"id{i}" for i in range(len(labels))]
+    examples = [f"image{i}" for i in range(len(labels))]
     calibration = {"temperature": 1.0, "abstain_threshold": threshold}
-    return (np.asarray(labels), probabilities, probabilities, ids, calibration)
+    return (np.asarray(labels), probabilities, probabilities, examples, calibration)
 
 
 def test_trust_combine_over_beam_equals_one_accumulator():
@@ -77,7 +77,7 @@ def test_trust_combine_over_beam_equals_one_accumulator():
 
 
 def test_split_gates_name_only_the_gates_they_set():
-    from components.evaluator.blessing import OPEN_GATES, parse_split_gates, split_gates_json
+    from svhn_tfx.components.evaluator.blessing import OPEN_GATES, parse_split_gates, split_gates_json
     gates = parse_split_gates('{"real": {"min_accuracy": 0.9, "max_ece": 0.05}}')
     assert gates == {"real": dataclasses.replace(OPEN_GATES, min_accuracy=0.9, max_ece=0.05)}
     assert parse_split_gates(split_gates_json(gates)) == gates
@@ -88,7 +88,7 @@ def test_split_gates_name_only_the_gates_they_set():
 
 def test_a_split_without_no_digit_examples_passes_when_no_auroc_gate_is_set():
     """Real digit crops have no backgrounds: AUROC is undefined, and only a set gate fails."""
-    from components.evaluator.blessing import OPEN_GATES
+    from svhn_tfx.components.evaluator.blessing import OPEN_GATES
     digits_only = dict(GOOD, no_digit_auroc=None)
     assert blessing_decision(digits_only, None, dataclasses.replace(
         OPEN_GATES, min_accuracy=0.85)) == (True, [])
@@ -96,7 +96,7 @@ def test_a_split_without_no_digit_examples_passes_when_no_auroc_gate_is_set():
 
 
 def test_eval_splits_are_all_but_the_ones_fitted_on():
-    from components.evaluator.component import eval_splits
+    from svhn_tfx.components.evaluator.component import eval_splits
     assert eval_splits(["train", "eval", "calibration", "real"], "eval") == ["eval", "real"]
     assert eval_splits(["train", "eval", "real"], "real") == ["real", "eval"]
     with pytest.raises(ValueError, match="'test' is not among"):

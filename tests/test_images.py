@@ -9,19 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.data import records
-from components.transform import preprocessing
-from schema import images
+from svhn_tfx import schema
+from svhn_tfx.components.converters import records
+from svhn_tfx.components.transform import preprocessing
+from svhn_tfx.schema import images
 
 RNG = np.random.default_rng(0)
 PIXELS = RNG.integers(0, 256, (24, 20, 3), dtype=np.uint8)
 PICTURE = Image.fromarray(PIXELS)
-
-
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **options)
-    return buf.getvalue()
 
 
 def _bmp(bits: int, compression: int, pixel_data: bytes, palette: bytes = b"",
@@ -38,18 +33,18 @@ RAINBOW_PALETTE = b"".join(struct.pack("BBBB", 255 - i, i, (7 * i) % 256, 0) for
 
 # Variants the graph decodes to the same pixels Pillow sees (JPEG: within IDCT rounding).
 ACCEPTED = {
-    "PNG RGB": _encode(PICTURE, "PNG"),
-    "PNG RGBA": _encode(PICTURE.convert("RGBA"), "PNG"),
-    "PNG grey": _encode(PICTURE.convert("L"), "PNG"),
-    "PNG grey+alpha": _encode(PICTURE.convert("LA"), "PNG"),
-    "PNG palette": _encode(PICTURE.convert("P"), "PNG"),
-    "PNG 1-bit": _encode(PICTURE.convert("1"), "PNG"),
-    "PNG interlaced": _encode(PICTURE, "PNG", interlace=True),
-    "JPEG RGB": _encode(PICTURE, "JPEG", quality=95),
-    "JPEG grey": _encode(PICTURE.convert("L"), "JPEG", quality=95),
-    "JPEG progressive": _encode(PICTURE, "JPEG", quality=95, progressive=True),
-    "GIF": _encode(PICTURE.convert("P"), "GIF"),
-    "BMP 24-bit": _encode(PICTURE, "BMP"),
+    "PNG RGB": images.encode(PICTURE, "PNG"),
+    "PNG RGBA": images.encode(PICTURE.convert("RGBA"), "PNG"),
+    "PNG grey": images.encode(PICTURE.convert("L"), "PNG"),
+    "PNG grey+alpha": images.encode(PICTURE.convert("LA"), "PNG"),
+    "PNG palette": images.encode(PICTURE.convert("P"), "PNG"),
+    "PNG 1-bit": images.encode(PICTURE.convert("1"), "PNG"),
+    "PNG interlaced": images.encode(PICTURE, "PNG", interlace=True),
+    "JPEG RGB": images.encode(PICTURE, "JPEG", quality=95),
+    "JPEG grey": images.encode(PICTURE.convert("L"), "JPEG", quality=95),
+    "JPEG progressive": images.encode(PICTURE, "JPEG", quality=95, progressive=True),
+    "GIF": images.encode(PICTURE.convert("P"), "GIF"),
+    "BMP 24-bit": images.encode(PICTURE, "BMP"),
     "BMP 32-bit": _bmp(32, 0, bytes(range(64))),
 }
 # Variants Pillow opens but the graph misreads or cannot decode.
@@ -57,9 +52,9 @@ REFUSED = {
     "BMP 8-bit palette (read as grey indices)": _bmp(8, 0, bytes(range(16)), RAINBOW_PALETTE),
     "BMP 8-bit run-length": _bmp(8, 1, b"\x04\x05\x00\x00" * 3 + b"\x00\x01", RAINBOW_PALETTE),
     "BMP 16-bit": _bmp(16, 0, bytes(range(32))),
-    "BMP 1-bit": _encode(PICTURE.convert("1"), "BMP"),
-    "TIFF": _encode(PICTURE, "TIFF"),
-    "WebP": _encode(PICTURE, "WEBP"),
+    "BMP 1-bit": images.encode(PICTURE.convert("1"), "BMP"),
+    "TIFF": images.encode(PICTURE, "TIFF"),
+    "WebP": images.encode(PICTURE, "WEBP"),
 }
 
 
@@ -118,12 +113,12 @@ def test_broken_bytes_are_refused_with_a_reason(data, reason):
 
 
 def test_converters_refuse_what_the_graph_cannot_decode_exactly_naming_the_file():
-    palette_bmp = records.Record("photos/7.bmp", REFUSED["BMP 8-bit palette (read as grey "
+    palette_bmp = schema.Record("photos/7.bmp", REFUSED["BMP 8-bit palette (read as grey "
                                                           "indices)"], 7)
     with pytest.raises(records.BadRecordError, match=r"photos/7\.bmp: BMP with 8-bit pixels"):
         records.check_record(palette_bmp)
     png = ACCEPTED["PNG RGB"]
-    nearly_whole = records.Record("photos/3.png", png[:-20], 3)   # Pillow still opens it
+    nearly_whole = schema.Record("photos/3.png", png[:-20], 3)   # Pillow still opens it
     with pytest.raises(records.BadRecordError, match=r"photos/3\.png: the model's decoder"):
         records.check_record(nearly_whole)
-    records.check_record(records.Record("photos/ok.png", png, 1))
+    records.check_record(schema.Record("photos/ok.png", png, 1))

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pipeline import kubeflow_v2_runner
+from svhn_tfx.pipeline import kubeflow_v2_runner
 
 ROOT = "gs://example-bucket/svhn-tfx"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,23 +2,22 @@
 import dataclasses
 import glob
 import json
-import io
 import os
 
 import numpy as np
 import pytest
 
-import components  # noqa: F401
+import svhn_tfx.components  # noqa: F401
 import tensorflow as tf
-from PIL import Image
 
-import schema
-from components.anomaly_gate import DataAnomaliesError
-from components.data.records import read_split
-from components.data.synthetic import generate
-from schema.signatures import CLASSIFY_METHOD, CLASSIFY_SIGNATURE
-from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
-from pipeline import configs
+from svhn_tfx import schema
+from svhn_tfx.components.converters.records import read_split
+from svhn_tfx.components.generator.synthetic import generate
+from svhn_tfx.schema.signatures import (ANSWER_SHARES, CALIBRATION_ASSET, CLASSIFY_METHOD,
+                                        CLASSIFY_SIGNATURE)
+from svhn_tfx.components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
+from svhn_tfx.pipeline import configs
+from svhn_tfx.schema.images import encode
 from tests import pipeline_helpers as ph
 
 pytestmark = pytest.mark.slow
@@ -44,12 +43,6 @@ def pushed(run):
     return tf.saved_model.load(versions[0])
 
 
-def _encode(pixels: np.ndarray, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format=fmt)
-    return buf.getvalue()
-
-
 def test_every_component_ran_and_the_model_was_pushed_in_tf_serving_layout(run):
     for component in ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                       "AnomalyGate", "Transform", "SvhnTrainer", "SvhnEvaluator", "Pusher"]:
@@ -73,7 +66,7 @@ def test_serving_default_takes_only_raw_bytes(pushed):
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_pushed_model_answers_png_and_jpeg_of_any_size(pushed, size, fmt):
     rng = np.random.default_rng(size)
-    images = [_encode(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), fmt)
+    images = [encode(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), fmt)
               for _ in range(3)]
     out = pushed.signatures["serving_default"](image_bytes=tf.constant(images))
     probabilities = out["probabilities"].numpy()
@@ -111,7 +104,7 @@ def test_classify_signature_is_marked_for_tf_serving_classify_api(run, pushed):
 def _training_input(run, split: str, **dataset_args) -> tf.data.Dataset:
     """What the trainer fed the model: the run's raw examples through its tf.data input."""
     import tensorflow_transform as tft
-    from components.trainer.component import examples_artifact, transformed_dataset
+    from svhn_tfx.components.trainer.component import examples_artifact, transformed_dataset
     examples = examples_artifact(ph.latest_output(run, "ImportExampleGen", "examples"))
     tft_output = tft.TFTransformOutput(ph.latest_output(run, "Transform", "transform_graph"))
     return transformed_dataset(examples, split, tft_output, **dataset_args)
@@ -160,14 +153,14 @@ def test_trained_model_beats_chance_on_fresh_generated_images(pushed):
 
 def _calibration_split(run):
     """The held-out training records the trainer fitted T and the threshold on."""
-    from components.trainer.component import Records
+    from svhn_tfx.components.trainer.component import Records
     images, labels = next(iter(_training_input(run, "train", batch_size=100_000, shuffle=False,
                                                records=Records.HELD_OUT, repeat=False)))
     return images, labels.numpy()
 
 
 def test_calibration_is_fitted_on_held_out_data_and_baked_into_the_graph(run, pushed):
-    from components import trust
+    from svhn_tfx.components import trust
     with open(os.path.join(ph.latest_output(run, "SvhnTrainer", "model"),
                            "calibration.json")) as f:
         calibration = json.load(f)
@@ -199,6 +192,14 @@ def test_calibration_is_fitted_on_held_out_data_and_baked_into_the_graph(run, pu
         assert np.mean(~right[wider]) > configs.TARGET_RISK
     print(f"calibration: T={temperature:.3f} threshold={threshold:.4f} risk={risk:.4f} "
           f"coverage={answered.mean():.3f} of digit answers")
+    # The answer shares the server's drift check compares with: measured on this split, and
+    # shipped inside the pushed model.
+    answered_digit = (predicted != schema.NO_DIGIT) & (confidence >= np.float32(threshold))
+    shares = calibration[ANSWER_SHARES]
+    assert shares["no_digit"] == pytest.approx(np.mean(predicted == schema.NO_DIGIT), abs=0.01)
+    assert shares["abstain"] == pytest.approx(np.mean(~answered_digit), abs=0.01)
+    with open(os.path.join(ph.pushed_versions(run)[0], CALIBRATION_ASSET)) as f:
+        assert json.load(f)[ANSWER_SHARES] == shares
 
 
 def test_evaluation_report_measures_trust_and_draws_it(run):
@@ -224,15 +225,15 @@ def test_evaluation_report_measures_trust_and_draws_it(run):
 
 def _no_digit_images():
     """Shared real SVHN background crops, plain colours and noise: nothing to read."""
-    from components.data.digit_struct import read_digit_struct_dir
+    from svhn_tfx.components.converters.digit_struct import read_digit_struct_dir
     real = [r.image for split in ("train", "test") if os.path.isdir(FORMAT1_DIR)
             for r in read_digit_struct_dir(os.path.join(FORMAT1_DIR, split),
                                            backgrounds_per_image=4, seed=1)
             if r.label == schema.NO_DIGIT and r.error is None]  # photos absent from the sample
     rng = np.random.default_rng(7)
-    plain = [_encode(np.full((32, 32, 3), rng.integers(0, 256, 3), np.uint8), "PNG")
+    plain = [encode(np.full((32, 32, 3), rng.integers(0, 256, 3), np.uint8), "PNG")
              for _ in range(20)]
-    noise = [_encode(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "PNG") for _ in range(20)]
+    noise = [encode(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "PNG") for _ in range(20)]
     return real, plain + noise
 
 
@@ -240,7 +241,7 @@ def test_no_digit_images_get_low_digit_confidence_unlike_a_10_class_model(run, p
     """The pushed model's confidence in any digit on pictures with no digit, against the
     same network trained for the same steps on digits only (10 classes, plain softmax):
     the model of the original bug report."""
-    from components.trainer.model import build_model
+    from svhn_tfx.components.trainer.model import build_model
     real, synthetic = _no_digit_images()
     images = real + synthetic
     ours = pushed.signatures["serving_default"](image_bytes=tf.constant(images))[
@@ -259,18 +260,6 @@ def test_no_digit_images_get_low_digit_confidence_unlike_a_10_class_model(run, p
           f"real backgrounds only: {ours[:len(real)].mean() if real else float('nan'):.3f} vs "
           f"{theirs[:len(real)].mean() if real else float('nan'):.3f}")
     assert ours.mean() < 0.5 * theirs.mean()
-
-
-def test_an_anomaly_stops_the_run_before_training(tmp_path):
-    image = next(generate(1, seed=3)).image
-    ph.write_unchecked_records(tmp_path / "data", "train", [(image, 3)] * 20 + [(image, 12)])
-    ph.write_unchecked_records(tmp_path / "data", "eval", [(image, 3)] * 5)
-    with pytest.raises(DataAnomaliesError) as error:
-        ph.run_pipeline(tmp_path, tmp_path / "data", ph.IN_MEMORY_BEAM_ARGS, name="anomaly")
-    message = str(error.value)
-    assert "split 'train', feature 'label'" in message and "stopping before" in message
-    assert not os.path.exists(os.path.join(tmp_path, "pipeline", "Transform"))
-    assert not os.path.exists(os.path.join(tmp_path, "pipeline", "SvhnTrainer"))
 
 
 def test_an_unblessed_model_is_not_pushed_and_the_run_says_why(run):
@@ -301,7 +290,7 @@ def split_run(tmp_path_factory, run):
     """A short run (in-memory Beam) on a data root that also holds the user's calibration
     crops and one more eval split, with a gate on that split no model can pass; it
     warm-starts from the first run's model."""
-    from components.data.records import write_split
+    from svhn_tfx.components.converters.records import write_split
     root = tmp_path_factory.mktemp("splits")
     data = root / "data"
     ph.write_synthetic_data(data, train=400, eval_=100)
@@ -321,7 +310,7 @@ def _split_report(root) -> dict:
 
 
 def test_a_calibration_split_is_what_t_and_the_threshold_are_fitted_on(split_run):
-    from components import trust
+    from svhn_tfx.components import trust
     model_dir = ph.latest_output(split_run, "SvhnTrainer", "model")
     with open(os.path.join(model_dir, "calibration.json")) as f:
         calibration = json.load(f)
@@ -368,7 +357,7 @@ def test_a_gate_on_a_named_split_blocks_a_model_that_fails_it(split_run):
 
 def _first_kernel(model_dir):
     import h5py
-    from components.trainer.component import WEIGHTS_FILE
+    from svhn_tfx.components.trainer.component import WEIGHTS_FILE
     with h5py.File(os.path.join(model_dir, WEIGHTS_FILE), "r") as f:
         kernels = []
         # the first convolution is the one reading the 3 colour channels (layer names carry
@@ -391,8 +380,8 @@ def test_a_warm_started_trainer_starts_from_the_base_weights(run, split_run):
 def test_the_repository_s_pretrained_weights_fit_today_s_model():
     """make demo warm-starts from pretrained/: a model change that the weights no longer fit
     must fail here, not in the demo's Trainer."""
-    from components.trainer.component import WEIGHTS_FILE
-    from components.trainer.model import build_model
+    from svhn_tfx.components.trainer.component import WEIGHTS_FILE
+    from svhn_tfx.components.trainer.model import build_model
     path = os.path.join(configs.PRETRAINED_DIR, WEIGHTS_FILE)
     if not os.path.exists(path):
         pytest.skip(f"no {path} (make pretrain writes it)")

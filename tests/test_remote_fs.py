@@ -13,14 +13,16 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-import schema
-from components.data import digit_struct, folder, records, svhn_mat, synthetic
-from components.evaluator import component as evaluator
-from components.trainer import component as trainer
-from components.transform.preprocessing import preprocess_images
-from serving.limits import Limits
-from serving.model_store import ModelStore
-from serving.servable import Servable
+from svhn_tfx import schema
+from svhn_tfx.components.converters import digit_struct, folder, records, svhn_mat
+from svhn_tfx.components.generator import synthetic
+from svhn_tfx.components.evaluator import component as evaluator
+from svhn_tfx.components.trainer import component as trainer
+from svhn_tfx.components.transform.preprocessing import preprocess_images
+from svhn_tfx.serving.limits import Limits
+from svhn_tfx.serving.model_store import ModelStore
+from svhn_tfx.serving.servable import Servable
+from svhn_tfx.schema.images import encode
 from tests import serving_helpers as sh
 
 gfile = tf.io.gfile
@@ -58,7 +60,7 @@ def test_converters_write_find_read_and_replace_splits_on_a_uri(ram):
 
 
 def test_a_folder_tree_is_read_from_a_uri(ram):
-    png = records.encode_png(np.full((8, 8, 3), 200, np.uint8))
+    png = encode(np.full((8, 8, 3), 200, np.uint8))
     for path in ("3/a.png", "3/deeper/b.png", "none/c.png", "3/.hidden.png"):
         gfile.makedirs(os.path.dirname(f"{ram}/tree/{path}"))   # ram:// needs explicit folders
         with gfile.GFile(f"{ram}/tree/{path}", "wb") as f:

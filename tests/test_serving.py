@@ -21,9 +21,10 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc,
                                      prediction_service_pb2_grpc)
 
-import schema
-from serving.client import predict_bytes, predict_request, tensor_request
-from serving.process import ServerProcess
+from svhn_tfx import schema
+from svhn_tfx.serving.client import predict_bytes, predict_request, tensor_request
+from svhn_tfx.serving.process import ServerProcess
+from svhn_tfx.schema.images import encode
 from tests import serving_helpers as sh
 
 POLL_S = 0.5
@@ -90,7 +91,7 @@ def test_grpc_predict_equals_the_saved_model_in_process(stub, in_process):
 
 
 def test_client_library_reads_files_and_sends_bytes(server, in_process, tmp_path):
-    from serving.client import predict_files
+    from svhn_tfx.serving.client import predict_files
     images = sh.sample_images(3, seed=5)
     paths = []
     for i, data in enumerate(images):
@@ -178,8 +179,8 @@ def test_model_status_is_available(server):
 
 def _bad_requests():
     good = sh.sample_images(1)[0]
-    png = sh.encode(np.zeros((64, 64, 3), np.uint8))
-    jpeg = sh.encode(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8), "JPEG")
+    png = encode(np.zeros((64, 64, 3), np.uint8))
+    jpeg = encode(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8), "JPEG")
     return {
         "not an image": ([good, b"<html>not an image</html>"], "INVALID_ARGUMENT",
                          "image_bytes[1]: not a PNG, JPEG, GIF or BMP file"),
@@ -327,7 +328,7 @@ def test_hot_reload_without_failing_a_request(server, model_dir):
 
 
 def test_load_with_8_concurrent_clients_has_no_errors(server):
-    from serving.load import run_load
+    from svhn_tfx.serving.load import run_load
     result = run_load(server.grpc_target, MODEL, sh.sample_images(1), clients=8, seconds=3)
     print(f"load test (8 clients, 3 s): {result}")
     assert result["errors"] == 0

@@ -1,4 +1,4 @@
-"""Tests of the SVHN-like image generator (components/data/synthetic.py)."""
+"""Tests of the SVHN-like image generator (components/generator/)."""
 import collections
 import dataclasses
 import io
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import schema
-from components.data import synthetic
-from components.data.synthetic import GeneratorSettings, generate_one
+from svhn_tfx import schema
+from svhn_tfx.components.generator import geometry, photo, synthetic, text
+from svhn_tfx.components.generator.settings import NEGATIVE_KINDS, GeneratorSettings
+from svhn_tfx.components.generator.synthetic import generate_one
 
 DEFAULT = GeneratorSettings()
 
@@ -25,7 +26,7 @@ def _render(seed, index, settings, label=None):
     rng = np.random.default_rng([seed, index])
     drawn = synthetic.draw_label(rng, settings)
     rng.random()  # the PNG/JPEG choice
-    return synthetic._render(rng, settings, drawn if label is None else label)
+    return photo.render(rng, settings, drawn if label is None else label)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_generate_yields_records_that_are_reproducible_per_index():
 
 
 def test_generated_records_pass_the_writers_check():
-    from components.data.records import check_record
+    from svhn_tfx.components.converters.records import check_record
     for record in synthetic.generate(30, seed=4):
         check_record(record)
 
@@ -125,9 +126,9 @@ def test_distortions_switch_turns_geometry_and_camera_effects_off():
     plain = dataclasses.replace(DEFAULT, distortions=False)
     tilted = 0
     for i in range(30):
-        h = synthetic._homography(np.random.default_rng(i), plain, (50.0, 40.0), 47)
+        h = geometry.homography(np.random.default_rng(i), plain, (50.0, 40.0), 47)
         assert h[0][1] == 0 and h[1][0] == 0 and h[2][0] == 0 and h[2][1] == 0
-        h = synthetic._homography(np.random.default_rng(i), DEFAULT, (50.0, 40.0), 47)
+        h = geometry.homography(np.random.default_rng(i), DEFAULT, (50.0, 40.0), 47)
         tilted += abs(h[1][0]) > 1e-3 or abs(h[2][0]) > 1e-6
     assert tilted >= 25
     changed = sum(generate_one(2, i)[0] != generate_one(2, i, plain)[0] for i in range(10))
@@ -136,7 +137,7 @@ def test_distortions_switch_turns_geometry_and_camera_effects_off():
 
 def test_no_digit_images_have_no_digit_in_the_centre():
     for kind, max_centre_ink in (("background", 0.0), ("partial", 0.15)):
-        weights = tuple(1.0 if k == kind else 0.0 for k in synthetic.NEGATIVE_KINDS)
+        weights = tuple(1.0 if k == kind else 0.0 for k in NEGATIVE_KINDS)
         settings = dataclasses.replace(DEFAULT, negative_weights=weights)
         inked = 0
         for i in range(60):
@@ -145,7 +146,7 @@ def test_no_digit_images_have_no_digit_in_the_centre():
             inked += ink[22:42, 22:42].max() > 0.5
         assert inked / 60 <= max_centre_ink, (kind, inked)
     # and the partial ones do show a cut digit at the border
-    weights = tuple(1.0 if k == "partial" else 0.0 for k in synthetic.NEGATIVE_KINDS)
+    weights = tuple(1.0 if k == "partial" else 0.0 for k in NEGATIVE_KINDS)
     settings = dataclasses.replace(DEFAULT, negative_weights=weights)
     assert sum(_render(3, i, settings, schema.NO_DIGIT)[1].max() > 0.5 for i in range(30)) > 25
 
@@ -180,7 +181,7 @@ def test_every_default_font_draws_ten_different_lining_digits():
     house numbers: every default face's digits share one top and one baseline."""
     assert len(DEFAULT.fonts) > 200   # matplotlib's faces and the fontpkg families' weights
     for font, _ in DEFAULT.fonts:
-        glyphs = [synthetic._glyph(font, d, 0) for d in "0123456789"]
+        glyphs = [text.glyph(font, d, 0) for d in "0123456789"]
         shapes = {(m.shape, m.tobytes()) for m, _ in glyphs}
         assert len(shapes) == 10, font
         heights = np.array([m.shape[0] for m, _ in glyphs])
@@ -191,7 +192,7 @@ def test_every_default_font_draws_ten_different_lining_digits():
 
 
 def test_a_missing_font_family_is_a_clear_error():
-    from components.data import fonts
+    from svhn_tfx.components.generator import fonts
     with pytest.raises(FileNotFoundError, match="pip install fontpkg-no-such-family"):
         fonts.load("no-such-family@400", 64)
 

@@ -6,9 +6,9 @@ import pickle
 import numpy as np
 import pytest
 
-from components import trust
-from components.evaluator import plots
-from components.trust import TrustAccumulator
+from svhn_tfx.components import trust
+from svhn_tfx.components.evaluator import plots
+from svhn_tfx.components.trust import TrustAccumulator
 
 PNG_MAGIC = b"\x89PNG"
 
@@ -166,7 +166,7 @@ def _row(predicted, confidence):
 def test_accumulator_by_hand():
     probs = np.array([_row(3, 0.9), _row(2, 0.8), _row(10, 0.7), _row(7, 0.4)])
     labels = np.array([3, trust.NO_DIGIT, 5, 7])
-    result = TrustAccumulator().add_batch(probs, labels, threshold=0.5, ids=list("abcd")).result()
+    result = TrustAccumulator().add_batch(probs, labels, threshold=0.5, examples=list("abcd")).result()
     assert result["count"] == 4
     assert result["accuracy"] == 0.5
     assert result["digits_only_accuracy"] == pytest.approx(2 / 3)
@@ -176,7 +176,7 @@ def test_accumulator_by_hand():
     # Answered: "a" (right) and "b" (a no-digit image called a digit: wrong); "c" predicts
     # no-digit and "d" is below the threshold, so both abstain.
     assert (result["coverage"], result["risk"], result["threshold"]) == (0.5, 0.5, 0.5)
-    assert [(m["id"], m["label"], m["predicted"]) for m in result["top_mistakes"]] == [
+    assert [(m["example"], m["label"], m["predicted"]) for m in result["top_mistakes"]] == [
         ("b", 10, 2), ("c", 5, 10)]
     assert result["top_mistakes"][0]["confidence"] == pytest.approx(0.8)
     correct = probs.argmax(axis=1) == labels
@@ -204,15 +204,15 @@ def eval_set():
     logits = rng.normal(0.0, 1.5, (n, trust.NUM_CLASSES))
     logits[np.arange(n), labels] += 2.0
     probs = trust.softmax(logits, temperature=0.5)
-    tied = rng.choice(n, 30, replace=False)  # equal top confidences: top-K must break ties by id
+    tied = rng.choice(n, 30, replace=False)  # equal top confidences: top-K must break ties by example
     probs[tied] = _row(0, 1.0)
     labels[tied] = 1
     return probs, labels, [f"img-{i}" for i in range(n)]
 
 
 def test_accumulator_matches_exact_metrics(eval_set):
-    probs, labels, ids = eval_set
-    result = TrustAccumulator().add_batch(probs, labels, 0.6, ids).result()
+    probs, labels, examples = eval_set
+    result = TrustAccumulator().add_batch(probs, labels, 0.6, examples).result()
     predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
     correct = predicted == labels
     assert result["accuracy"] == pytest.approx(correct.mean())
@@ -235,10 +235,10 @@ def test_accumulator_matches_exact_metrics(eval_set):
 
 
 def test_accumulator_batching_and_merge_order_do_not_matter(eval_set):
-    probs, labels, ids = eval_set
-    whole = TrustAccumulator().add_batch(probs, labels, 0.6, ids).result()
+    probs, labels, examples = eval_set
+    whole = TrustAccumulator().add_batch(probs, labels, 0.6, examples).result()
     cuts = [0, 1100, 1300, len(labels)]
-    parts = [TrustAccumulator().add_batch(probs[a:b], labels[a:b], 0.6, ids[a:b])
+    parts = [TrustAccumulator().add_batch(probs[a:b], labels[a:b], 0.6, examples[a:b])
              for a, b in zip(cuts, cuts[1:])]
 
     def fresh(i):  # merge mutates, so each combination starts from pickled copies

@@ -24,10 +24,10 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-import schema
-from components.evaluator import report as report_writer
-from components.evaluator.blessing import Gates, blessing_decision, parse_split_gates
-from components.evaluator.metrics import TrustMetrics
+from svhn_tfx import schema
+from svhn_tfx.components.evaluator import report as report_writer
+from svhn_tfx.components.evaluator.blessing import Gates, blessing_decision, parse_split_gates
+from svhn_tfx.components.evaluator.metrics import TrustMetrics
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"

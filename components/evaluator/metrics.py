@@ -14,9 +14,9 @@ import base64
 import apache_beam as beam
 import numpy as np
 
-import schema
-from components import trust
-from schema.signatures import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
+from svhn_tfx import schema
+from svhn_tfx.components import trust
+from svhn_tfx.schema.signatures import IMAGE_BYTES_INPUT, SERVING_SIGNATURE
 
 BATCH_SIZE = 256
 CALIBRATED = "calibrated"
@@ -43,7 +43,7 @@ class PredictFn(beam.DoFn):
         self._models = None
 
     def setup(self):
-        import components  # noqa: F401
+        import svhn_tfx.components  # noqa: F401
         import tensorflow as tf
         self._tf = tf
         self._models = {}
@@ -61,7 +61,7 @@ class PredictFn(beam.DoFn):
             images.append(feature[schema.IMAGE_KEY].bytes_list.value[0])
             labels.append(feature[schema.LABEL_KEY].int64_list.value[0])
         splits, labels = np.asarray(splits), np.asarray(labels, np.int64)
-        ids = [base64.b64encode(image).decode() for image in images]  # for the mistakes grid
+        shown = [base64.b64encode(image).decode() for image in images]  # the mistakes grid
         for name, (_, signature, calibration) in self._models.items():
             probabilities = signature(**{IMAGE_BYTES_INPUT: tf.constant(images)})[
                 "probabilities"].numpy().astype(np.float64)
@@ -70,7 +70,7 @@ class PredictFn(beam.DoFn):
             for split in sorted(set(splits)):
                 rows = np.flatnonzero(splits == split)
                 yield (name, str(split)), (labels[rows], probabilities[rows], uncalibrated[rows],
-                                           [ids[i] for i in rows], calibration)
+                                           [shown[i] for i in rows], calibration)
 
 
 class TrustCombineFn(beam.CombineFn):
@@ -82,10 +82,10 @@ class TrustCombineFn(beam.CombineFn):
                 CALIBRATION: {}}
 
     def add_input(self, acc, scored):
-        labels, probabilities, uncalibrated, ids, calibration = scored
+        labels, probabilities, uncalibrated, shown, calibration = scored
         threshold = calibration["abstain_threshold"]
-        acc[CALIBRATED].add_batch(probabilities, labels, threshold, ids)
-        acc[UNCALIBRATED].add_batch(uncalibrated, labels, threshold, ids)
+        acc[CALIBRATED].add_batch(probabilities, labels, threshold, shown)
+        acc[UNCALIBRATED].add_batch(uncalibrated, labels, threshold, shown)
         acc[CALIBRATION] = calibration
         return acc
 

@@ -8,8 +8,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from components.evaluator import plots
-from schema.signatures import CLASS_NAMES
+from svhn_tfx.components.evaluator import plots
+from svhn_tfx.schema.signatures import CLASS_NAMES
 
 MISTAKE_TILE_PX = 64
 RELIABILITY_PNG = "reliability.png"
@@ -86,7 +86,7 @@ def write_plots(out_dir: str, scored: dict) -> dict:
     mistakes = metrics["top_mistakes"]
     if mistakes:
         plots.mistakes_grid(
-            [_thumbnail(m["id"]) for m in mistakes],
+            [_thumbnail(m["example"]) for m in mistakes],
             [f"{CLASS_NAMES[m['label']]}→{CLASS_NAMES[m['predicted']]} {m['confidence']:.2f}"
              for m in mistakes], os.path.join(out_dir, MISTAKES_PNG))
         written["Most confident mistakes (true→predicted, confidence)"] = MISTAKES_PNG

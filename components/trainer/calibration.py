@@ -9,7 +9,8 @@ calibrated confidence at which answered digits are wrong at most ``target_risk``
 import numpy as np
 import tensorflow as tf
 
-from components import trust
+from svhn_tfx.components import trust
+from svhn_tfx.schema.signatures import ANSWER_KINDS, ANSWER_SHARES
 
 # One training record in CALIBRATION_BUCKETS is held out (by a hash of its bytes, so the
 # split is deterministic and a duplicated image never lands on both sides).
@@ -46,6 +47,7 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, target_risk: float) -> dic
         coverage, risk = trust.selective(digit_confidence, digit_right, threshold)
     else:
         threshold, coverage, risk = trust.FALLBACK_THRESHOLD, 0.0, 0.0
+    answered = says_digit & (confidence >= np.float32(threshold))
     return {
         "temperature": float(temperature),
         "abstain_threshold": float(threshold),
@@ -59,4 +61,8 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, target_risk: float) -> dic
         # among examples predicted as a digit: the share answered, and their error rate
         "digit_coverage": float(coverage),
         "digit_risk": float(risk),
+        # what the served model's answers look like on data like this: the server watches
+        # its live answers drift away from these shares
+        ANSWER_SHARES: dict(zip(ANSWER_KINDS, (float(np.mean(~says_digit)),
+                                               float(np.mean(~answered))))),
     }

@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from typing import Optional
 
-import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 import tensorflow_transform as tft
@@ -25,14 +26,14 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-import schema as record_schema
-from components import trust
-from components.trainer import recipe
-from components.trainer.calibration import (CALIBRATION_BUCKETS, calibrate,
+from svhn_tfx import schema as record_schema
+from svhn_tfx.components import PROGRESS_PREFIX, trust
+from svhn_tfx.components.trainer import recipe
+from svhn_tfx.components.trainer.calibration import (CALIBRATION_BUCKETS, calibrate,
                                             is_calibration_record, logits_and_labels)
-from components.trainer.export import export_serving_model
-from components.trainer.model import build_model
-from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORMED_LABEL_KEY
+from svhn_tfx.components.trainer.export import export_serving_model
+from svhn_tfx.components.trainer.model import build_model
+from svhn_tfx.components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORMED_LABEL_KEY
 
 SHUFFLE_BUFFER = 10_000
 DECODE_BATCH = 256
@@ -73,6 +74,28 @@ def _save_weights(net, model_uri: str) -> None:
         net.save_weights(os.path.join(local, WEIGHTS_FILE))
         tf.io.gfile.copy(os.path.join(local, WEIGHTS_FILE), os.path.join(model_uri, WEIGHTS_FILE),
                          overwrite=True)
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """One progress line per epoch (PROGRESS_PREFIX: the run's console shows it)."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int):
+        super().__init__()
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        done = epoch + 1
+        elapsed = time.monotonic() - self.start
+        logging.info(PROGRESS_PREFIX + "SvhnTrainer step %d/%d: loss %.3f, accuracy %.3f, "
+                     "validation accuracy %.3f (%.0f s, about %.0f s left)",
+                     done * self.steps_per_epoch, self.epochs * self.steps_per_epoch,
+                     logs.get("loss", float("nan")), logs.get("accuracy", float("nan")),
+                     logs.get("val_accuracy", float("nan")), elapsed,
+                     elapsed / done * (self.epochs - done))
 
 
 class Records(enum.Enum):
@@ -188,7 +211,8 @@ def SvhnTrainer(
         history = net.fit(
             train, steps_per_epoch=steps_per_epoch, epochs=epochs,
             validation_data=validation, validation_steps=VALIDATION_STEPS, verbose=2,
-            callbacks=[keras.callbacks.TensorBoard(log_dir=model_run.uri, update_freq="epoch")])
+            callbacks=[keras.callbacks.TensorBoard(log_dir=model_run.uri, update_freq="epoch"),
+                       _EpochProgress(epochs, steps_per_epoch)])
 
     if has_calibration_split:
         held_out = transformed_dataset(examples, record_schema.CALIBRATION_SPLIT, tft_output,
@@ -207,7 +231,8 @@ def SvhnTrainer(
 
     export_dir = path_utils.serving_model_path(model.uri)
     export_serving_model(net, tft_output.transform_features_layer(), export_dir,
-                         calibration["temperature"], calibration["abstain_threshold"])
+                         calibration["temperature"], calibration["abstain_threshold"],
+                         calibration)
     with tf.io.gfile.GFile(os.path.join(model.uri, CALIBRATION_FILE), "w") as f:
         json.dump(calibration, f, indent=2)
     _save_weights(net, model.uri)

@@ -3,17 +3,18 @@
 The signatures are the wire contract in ``schema/signatures.py``. The Transform graph is
 embedded (``tft_layer``), so decoding and rescaling happen here and nowhere else.
 """
+import json
 import os
 
-import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-import schema
-from components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
-from schema.signatures import (CLASS_NAMES, CLASSIFY_METHOD, CLASSIFY_SIGNATURE, EXAMPLES_INPUT,
-                               IMAGE_BYTES_INPUT, NOT_ANSWERED, PREPROCESS_SIGNATURE,
-                               SERVING_SIGNATURE)
+from svhn_tfx import schema
+from svhn_tfx.components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
+from svhn_tfx.schema.signatures import (CALIBRATION_ASSET, CLASS_NAMES, CLASSIFY_METHOD,
+                                        CLASSIFY_SIGNATURE, EXAMPLES_INPUT, IMAGE_BYTES_INPUT,
+                                        NOT_ANSWERED, PREPROCESS_SIGNATURE, SERVING_SIGNATURE)
 
 class DigitReader(tf.Module):
     """Transform graph + Keras model + calibration (temperature, abstention threshold).
@@ -82,7 +83,8 @@ def _mark_classify_method(export_dir: str) -> None:
 
 
 def export_serving_model(model, tft_layer, export_dir: str, temperature: float = 1.0,
-                         abstain_threshold: float = 0.0) -> None:
+                         abstain_threshold: float = 0.0, calibration: dict = None) -> None:
+    """``calibration`` (calibrate()'s record) goes into the SavedModel as CALIBRATION_ASSET."""
     reader = DigitReader(model, tft_layer, temperature, abstain_threshold)
     signatures = {
         SERVING_SIGNATURE: reader.serve_image_bytes,
@@ -91,3 +93,8 @@ def export_serving_model(model, tft_layer, export_dir: str, temperature: float =
     }
     tf.saved_model.save(reader, export_dir, signatures=signatures)
     _mark_classify_method(export_dir)
+    if calibration is not None:
+        path = os.path.join(export_dir, CALIBRATION_ASSET)
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(calibration, f, indent=2)

@@ -4,12 +4,12 @@ It outputs logits, not probabilities: softmax and the calibration temperature ar
 applied in the exported serving graph, so that temperature scaling can be fitted after
 training without touching the weights.
 """
-import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 import tensorflow as tf
 import tf_keras as keras
 
-import schema
-from components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TRANSFORMED_IMAGE_KEY
+from svhn_tfx import schema
+from svhn_tfx.components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TRANSFORMED_IMAGE_KEY
 
 CONV_FILTERS = (32, 64, 128)
 CONVS_PER_BLOCK = 1   # 2 doubles the cost (~230 vs ~570 images/s on 2 cores) for little gain

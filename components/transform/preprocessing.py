@@ -9,10 +9,10 @@ side is then extended to a square by repeating its edge pixels. That mirrors how
 own 32x32 crops were made (the digit box widened to a square of real surroundings), so
 a non-square crop neither gets stretched digits nor black bars the model never saw.
 """
-import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 import tensorflow as tf
 
-import schema
+from svhn_tfx import schema
 
 IMAGE_SIZE = 32
 CHANNELS = 3

@@ -1,7 +1,7 @@
 """Writes converted images as GZIP TFRecords of tf.Example, the one format ExampleGen reads.
 
 Every source (SVHN .mat files, digitStruct photos, folder trees, the generator) yields
-``Record`` items; ``write_split`` checks each one (readable image, label in range) and
+``schema.Record`` items; ``write_split`` checks each one (readable image, label in range) and
 either stops with a message naming the item or, with ``skip_bad``, counts and skips it.
 Output is written to a hidden temporary folder and renamed into place only when the
 whole split is complete, so an interrupted or failed conversion never leaves a
@@ -9,19 +9,17 @@ half-written split that looks finished.
 """
 import collections
 import dataclasses
-import io
 import os
 import sys
 import time
-from typing import Iterable, List, Optional
+from typing import Iterable, List
 
-import components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 import tensorflow as tf
-from PIL import Image
 
-import schema
-from components.transform import preprocessing
-from schema import images
+from svhn_tfx import schema
+from svhn_tfx.components.transform import preprocessing
+from svhn_tfx.schema import images
 
 gfile = tf.io.gfile   # every path may be a URI (gs://, s3://, ...) as well as a local path
 RECORD_SUFFIX = ".tfrecord.gz"
@@ -31,14 +29,6 @@ PROGRESS_EVERY = 5_000
 
 class BadRecordError(ValueError):
     """A source item that cannot become a training example; the message names it."""
-
-
-@dataclasses.dataclass
-class Record:
-    where: str                    # path, path#index or similar: what a person needs to find it
-    image: Optional[bytes]        # encoded PNG/JPEG bytes, exactly as stored
-    label: int
-    error: Optional[str] = None   # set by a source that already knows the item is bad
 
 
 @dataclasses.dataclass
@@ -56,7 +46,7 @@ class SplitStats:
                 f"(per label {labels}); skipped {self.skipped} bad records")
 
 
-def check_record(record: Record) -> None:
+def check_record(record: schema.Record) -> None:
     """Raises BadRecordError unless the record is an image the model's graph decodes exactly
     (``schema.images``: checked from its header, then decoded by the graph's own decoder)
     and has a valid label."""
@@ -82,13 +72,6 @@ def make_example(image: bytes, label: int) -> tf.train.Example:
         schema.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
         schema.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
     }))
-
-
-def encode_png(pixels) -> bytes:
-    """Encodes an HxWx3 uint8 array as PNG bytes (lossless, as SVHN's pixels are stored)."""
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def check_split_name(split: str) -> None:
@@ -118,7 +101,7 @@ def find_splits(data_root: str) -> List[str]:
     return first + [s for s in found if s not in first]
 
 
-def write_split(records: Iterable[Record], out_dir: str, split: str, *,
+def write_split(records: Iterable[schema.Record], out_dir: str, split: str, *,
                 skip_bad: bool = False, overwrite: bool = False,
                 shard_size: int = DEFAULT_SHARD_SIZE, log=None) -> SplitStats:
     """Writes ``records`` to ``out_dir/split/part-NNNNN.tfrecord.gz``, all or nothing.

@@ -27,8 +27,10 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from components.data import files
-from components.data.records import BadRecordError, Record, encode_png
+from svhn_tfx import schema
+from svhn_tfx.components.converters import files
+from svhn_tfx.components.converters.records import BadRecordError
+from svhn_tfx.schema.images import encode
 
 IMAGE_SHAPE = (32, 32, 3)
 IMAGE_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
@@ -385,7 +387,7 @@ def _iter_hdf5(path: str, chunk_images: int):
     return generate()
 
 
-def read_mat(path: str, chunk_images: int = DEFAULT_CHUNK_IMAGES) -> Iterator[Record]:
+def read_mat(path: str, chunk_images: int = DEFAULT_CHUNK_IMAGES) -> Iterator[schema.Record]:
     """Records of an SVHN format 2 file: PNG bytes and label 0-9, ``where`` = ``path#index``.
 
     The file is checked when this is called (raises FileNotFoundError/MatFormatError);
@@ -397,9 +399,9 @@ def read_mat(path: str, chunk_images: int = DEFAULT_CHUNK_IMAGES) -> Iterator[Re
         for index, pixels, label, error in images:
             where = f"{path}#{index}"
             if error:
-                yield Record(where=where, image=None, label=label, error=error)
+                yield schema.Record(where=where, image=None, label=label, error=error)
             else:
-                yield Record(where=where, image=encode_png(pixels), label=label)
+                yield schema.Record(where=where, image=encode(pixels), label=label)
     return records()
 
 

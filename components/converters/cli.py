@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write(records, args, split: str):
-    from components.data.records import write_split
+    from svhn_tfx.components.converters.records import write_split
     stats = write_split(records, args.out, split, skip_bad=args.skip_bad,
                         overwrite=args.overwrite, log=sys.stderr)
     print(stats.summary(), flush=True)
@@ -83,7 +83,7 @@ def _write(records, args, split: str):
 def _check_free(args, splits) -> None:
     if args.overwrite:
         return
-    from components.data.records import gfile
+    from svhn_tfx.components.converters.records import gfile
     for split in splits:
         final = os.path.join(args.out, split)
         if gfile.exists(final):
@@ -91,18 +91,18 @@ def _check_free(args, splits) -> None:
 
 
 def _run(parser, args) -> None:
-    from components.data.records import check_split_name
+    from svhn_tfx.components.converters.records import check_split_name
     try:
         check_split_name(getattr(args, "split", "train"))
     except ValueError as e:
         parser.error(str(e))
     if args.command == "mat":
-        from components.data.svhn_mat import read_mat
+        from svhn_tfx.components.converters.svhn_mat import read_mat
         _check_free(args, [args.split])
         readers = [read_mat(f) for f in args.files]  # checks every file before writing
         _write(itertools.chain(*readers), args, args.split)
     elif args.command == "digitstruct":
-        from components.data.digit_struct import read_digit_struct_dir
+        from svhn_tfx.components.converters.digit_struct import read_digit_struct_dir
         if args.backgrounds_per_image < 0 or args.size < 1:
             parser.error("--backgrounds-per-image must be >= 0 and --size >= 1")
         _check_free(args, [args.split])
@@ -110,18 +110,20 @@ def _run(parser, args) -> None:
                                      backgrounds_per_image=args.backgrounds_per_image,
                                      seed=args.seed, size=args.size), args, args.split)
     elif args.command == "folder":
-        from components.data.folder import read_folder
+        from svhn_tfx.components.converters.folder import read_folder
         _check_free(args, [args.split])
         _write(read_folder(args.root), args, args.split)
     elif args.command == "synthetic":
-        from components.data import synthetic   # the generator loads matplotlib fonts
+        # the generator loads matplotlib fonts: imported only when asked for
+        from svhn_tfx.components.generator import synthetic
+        from svhn_tfx.components.generator.settings import GeneratorSettings
         if args.train < 1 or args.eval < 1 or args.workers < 1:
             parser.error("--train, --eval and --workers must be >= 1")
         kwargs = {"size": args.size}
         if args.no_digit_fraction is not None:
             kwargs["no_digit_fraction"] = args.no_digit_fraction
         try:
-            settings = synthetic.GeneratorSettings(**kwargs)
+            settings = GeneratorSettings(**kwargs)
         except ValueError as e:
             parser.error(str(e))
         _check_free(args, ["train", "eval"])
@@ -134,7 +136,7 @@ def _run(parser, args) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    from components.data.records import BadRecordError
+    from svhn_tfx.components.converters.records import BadRecordError
     try:
         _run(parser, args)
     except (BadRecordError, OSError) as e:

@@ -30,9 +30,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-import schema
-from components.data import files
-from components.data.records import BadRecordError, Record, encode_png
+from svhn_tfx import schema
+from svhn_tfx.components.converters import files
+from svhn_tfx.components.converters.records import BadRecordError
+from svhn_tfx.schema import images
 
 DIGIT_STRUCT = "digitStruct.mat"
 FIELDS = ("label", "left", "top", "width", "height")
@@ -261,7 +262,7 @@ def _load(path: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
 
 def read_digit_struct_dir(directory: str, *, backgrounds_per_image: int = 1, seed: int = 0,
                           size: int = DEFAULT_SIZE, mat_name: str = DIGIT_STRUCT
-                          ) -> Iterator[Record]:
+                          ) -> Iterator[schema.Record]:
     """Records (PNG crops) for ``write_split``; see ``iter_crops``."""
     crops = iter_crops(directory, backgrounds_per_image=backgrounds_per_image, seed=seed,
                        size=size, mat_name=mat_name)
@@ -269,7 +270,7 @@ def read_digit_struct_dir(directory: str, *, backgrounds_per_image: int = 1, see
     def records():
         for crop in crops:
             if crop.error:
-                yield Record(where=crop.where, image=None, label=crop.label, error=crop.error)
+                yield schema.Record(where=crop.where, image=None, label=crop.label, error=crop.error)
             else:
-                yield Record(where=crop.where, image=encode_png(crop.pixels), label=crop.label)
+                yield schema.Record(where=crop.where, image=images.encode(crop.pixels), label=crop.label)
     return records()

@@ -16,8 +16,8 @@ from typing import Iterator, List, Optional
 
 import tensorflow as tf
 
-import schema
-from components.data.records import Record, gfile
+from svhn_tfx import schema
+from svhn_tfx.components.converters.records import gfile
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 NO_DIGIT_NAMES = ("none", str(schema.NO_DIGIT))
@@ -41,8 +41,8 @@ def _image_files(directory: str) -> List[str]:
     return found
 
 
-def read_folder(root: str) -> Iterator[Record]:
-    """Checks ``root`` now; yields one Record per image file lazily, in sorted order."""
+def read_folder(root: str) -> Iterator[schema.Record]:
+    """Checks ``root`` now; yields one schema.Record per image file lazily, in sorted order."""
     root = os.fspath(root)
     if not gfile.exists(root):
         raise FileNotFoundError(f"{root}: no such directory")
@@ -59,7 +59,7 @@ def read_folder(root: str) -> Iterator[Record]:
             label = folder_label(name)
             for path in _image_files(os.path.join(root, name)):
                 if label is None:
-                    yield Record(path, None, -1, error=(
+                    yield schema.Record(path, None, -1, error=(
                         f"folder name {name!r} is not a label (use 0-9 for digits, "
                         f"'none' or '10' for no digit)"))
                     continue
@@ -68,7 +68,7 @@ def read_folder(root: str) -> Iterator[Record]:
                         data = f.read()
                 except (OSError, tf.errors.OpError) as e:
                     reason = e.message if isinstance(e, tf.errors.OpError) else e.strerror or e
-                    yield Record(path, None, label, error=f"cannot read file ({reason})")
+                    yield schema.Record(path, None, label, error=f"cannot read file ({reason})")
                     continue
-                yield Record(path, data, label)
+                yield schema.Record(path, data, label)
     return records()

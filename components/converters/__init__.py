@@ -1,0 +1,1 @@
+"""Data sources to GZIP TFRecords of tf.Example: SVHN files, folder trees (svhn-tfx-data)."""

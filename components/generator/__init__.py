@@ -1,0 +1,1 @@
+"""The default training data, made from scratch: SVHN-like crops (entry point: synthetic.py)."""

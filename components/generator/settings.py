@@ -1,0 +1,88 @@
+"""What shapes the generated images: ``GeneratorSettings``, one frozen record of every
+choice, and ``pick``, the weighted draw most choices go through."""
+import bisect
+import dataclasses
+import functools
+import itertools
+from typing import Tuple
+
+import numpy as np
+
+from svhn_tfx.components.generator import fonts as typefaces
+
+NEGATIVE_KINDS = ("background", "shapes", "letters", "partial", "zoom")
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorSettings:
+    """Everything that shapes the generated images. Sizes given as fractions are of the
+    crop side unless noted; probabilities are per image."""
+    size: int = 32                        # output square side in pixels
+    supersample: int = 2                  # render at size*supersample, then downscale
+    no_digit_fraction: float = 0.15       # share of label-10 ("no digit") images
+    jpeg_fraction: float = 0.2            # share stored as JPEG (the rest as PNG)
+    jpeg_quality: Tuple[int, int] = (35, 95)
+    neighbours: bool = True               # house numbers of several digits, cut at the crop edges
+    # (independent of it, "partial" no-digit images show a digit cut at the border)
+    number_length_weights: Tuple[float, ...] = (0.2, 0.38, 0.32, 0.1)  # 1, 2, 3, 4 digits
+    distortions: bool = True              # rotation, shear, perspective, blur, low res, noise
+    fonts: Tuple[Tuple[str, float], ...] = dataclasses.field(
+        default_factory=typefaces.default_fonts)   # (face, pick weight), see fonts.py
+    digit_height: Tuple[float, float] = (0.6, 1.0)   # labelled digit's larger box side / crop side
+    # (SVHN widens the annotated box to a square: the digit spans nearly the whole crop)
+    centre_jitter: float = 0.06           # std of the crop centre offset
+    box_padding: Tuple[float, float] = (0.0, 0.12)   # looseness of the annotated box, of height
+    digit_gap: Tuple[float, float] = (-0.05, 0.25)    # space between digits (of digit height)
+    aspect_stretch: Tuple[float, float] = (0.75, 1.3)  # condensed .. extended lettering
+    max_rotation_deg: float = 12.0
+    max_shear: float = 0.2
+    max_perspective: float = 0.12         # projective term, per digit height
+    plate_probability: float = 0.5        # digits on a plate (else painted/mounted on the wall)
+    frame_probability: float = 0.3        # a plate has a border line in the digit colour
+    shadow_probability: float = 0.25      # drop shadow of raised digits
+    outline_probability: float = 0.1      # digits outlined in a third colour
+    low_contrast_fraction: float = 0.15   # digit/background luminance difference in LOW_CONTRAST
+    hard_shadow_probability: float = 0.2  # a cast shadow edge across the crop
+    clutter_probability: float = 0.35     # photo-like clutter (windows, wires, edges) behind
+    blur_sigma: float = 1.5               # max gaussian blur sigma, output pixels
+    low_res_probability: float = 0.45     # image comes from a smaller source region, upsampled
+    min_source_fraction: float = 0.5      # smallest source resolution, of ``size``
+    noise_sigma: float = 9.0              # max sensor noise, of 255
+    negative_weights: Tuple[float, ...] = (0.24, 0.18, 0.16, 0.36, 0.06)  # NEGATIVE_KINDS
+
+    def __post_init__(self):
+        if self.size < 8 or self.supersample < 1:
+            raise ValueError(f"size must be >= 8 and supersample >= 1, got {self.size}, "
+                             f"{self.supersample}")
+        for name in ("no_digit_fraction", "jpeg_fraction", "plate_probability",
+                     "frame_probability", "shadow_probability", "outline_probability",
+                     "low_contrast_fraction", "hard_shadow_probability",
+                     "clutter_probability", "low_res_probability", "min_source_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
+        lo, hi = self.digit_height
+        if not 0.1 <= lo <= hi <= 1.0:
+            raise ValueError(f"digit_height must satisfy 0.1 <= low <= high <= 1, got "
+                             f"{self.digit_height}")
+        if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise ValueError(f"jpeg_quality must be a range within 1-100, got {self.jpeg_quality}")
+        for name, weights, count in (("number_length_weights", self.number_length_weights, None),
+                                     ("negative_weights", self.negative_weights,
+                                      len(NEGATIVE_KINDS)),
+                                     ("fonts", [w for _, w in self.fonts], None)):
+            if (count is not None and len(weights) != count) or not weights or \
+                    min(weights) < 0 or sum(weights) <= 0:
+                raise ValueError(f"{name} needs non-negative weights with a positive sum"
+                                 + (f", one per kind {NEGATIVE_KINDS}" if count else ""))
+
+
+def pick(rng: np.random.Generator, weights) -> int:
+    """Index drawn with the given (unnormalised) weights; cheaper than rng.choice(p=...)."""
+    cum = _cumulative(tuple(weights))
+    return min(bisect.bisect_right(cum, rng.random() * cum[-1]), len(cum) - 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _cumulative(weights: Tuple[float, ...]) -> Tuple[float, ...]:
+    return tuple(itertools.accumulate(float(w) for w in weights))
