@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     command = [sys.executable, "-m", "svhn_tfx.serving.server", f"--port={port}", "--rest_api_port=0",
                f"--model_name={args.model_name}", f"--model_base_path={args.model_base_path}"]
     os.makedirs(configs.LOG_DIR, exist_ok=True)
-    server_log = os.path.join(configs.LOG_DIR, "svhn-tfx-serve-demo.log")
+    server_log = os.path.join(configs.LOG_DIR, "demo-server.log")
     print(f"serving {args.model_base_path} (log: {server_log})", flush=True)
     with open(server_log, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
