@@ -30,10 +30,12 @@ def _grpc_errors(method):
     id, and answered without its text. Counts the request in the metrics either way."""
     @functools.wraps(method)
     def wrapper(self, request, context):
-        spec = request.model_spec
-        timer = RequestTimer(self.metrics, "GRPC", API_NAMES[method.__name__], spec.name,
-                             spec.signature_name or (DEFAULT_SIGNATURE if method.__name__ in
-                                                     ("Predict", "Classify") else ""))
+        spec = getattr(request, "model_spec", None)
+        signature = getattr(spec, "signature_name", "") or (
+            DEFAULT_SIGNATURE if method.__name__ in ("Predict", "Classify") else "")
+        timer = RequestTimer(getattr(self, "metrics", None), "GRPC",
+                             API_NAMES.get(method.__name__, method.__name__),
+                             getattr(spec, "name", ""), signature)
         try:
             response = method(self, request, context)
             served = getattr(response, "model_spec", None)
