@@ -97,7 +97,7 @@ class RunConsole:
         if kind is not None and not issubclass(kind, SystemExit):
             failed = self.running or "the pipeline"
             text = "".join(traceback.format_exception(kind, error, tb))
-            print(text, file=sys.stderr, flush=True)   # into the log as well
+            os.write(2, text.encode())   # into the log as well (fd 2 is the log here)
             self.line(f"FAILED: {failed}\n{text.rstrip()}\nfull log: {self.log_path}")
         for fd, saved in zip((1, 2), self._saved):
             os.dup2(saved, fd)

@@ -1,17 +1,13 @@
 """A run a person can read: `tfx run create` through the local runner prints one line per
-component with its result, the full output lands in a log file, and a failure (here: a data
-anomaly, which stops the run before training) shows the failing component's error and the
-log's path."""
-import glob
+component with its result, the full output lands in a log file, and a failure shows the
+failing component's error and the log's path."""
 import os
 import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from svhn_tfx.schema.images import encode
 from tests import pipeline_helpers as ph
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,20 +76,29 @@ def test_a_run_prints_a_line_per_component_and_logs_everything(tmp_path):
     assert len(log.splitlines()) > 10 * len(lines)
 
 
-@pytest.mark.timeout(900)
-def test_a_failed_run_shows_the_component_s_error_and_the_log(tmp_path):
-    image = encode(np.zeros((32, 32, 3), np.uint8))
-    ph.write_unchecked_records(tmp_path / "data", "train", [(image, 3)] * 20 + [(image, 12)])
-    ph.write_unchecked_records(tmp_path / "data", "eval", [(image, 3)] * 5)
-    code, console = _run(tmp_path)
-    assert code != 0
-    assert "FAILED: AnomalyGate" in console, console[-4000:]
-    assert "DataAnomaliesError" in console
-    assert "split 'train', feature 'label'" in console and "stopping before" in console
-    pipeline_root = tmp_path / "pipelines" / NAME   # stopped before anything was trained
-    assert not (pipeline_root / "Transform").exists()
-    assert not (pipeline_root / "SvhnTrainer").exists()
-    log = _log_path(console)
-    with open(log) as f:
-        assert "Component AnomalyGate is running." in f.read()
-    assert len(glob.glob(os.path.join(os.path.dirname(log), f"{NAME}-*.log"))) == 1
+def test_a_failure_shows_the_component_s_error_and_the_log(tmp_path, capfd):
+    """What a failed run prints (the failure itself, a data anomaly stopping the run before
+    training, is tests/test_pipeline.py's: through the CLI it would cost another 3 minutes)."""
+    import logging
+    from svhn_tfx.pipeline.console import FINISHED, RUNNING, RunConsole
+
+    class DataAnomaliesError(RuntimeError):
+        pass
+
+    log_path = str(tmp_path / "logs" / "run.log")
+    with pytest.raises(DataAnomaliesError):
+        with RunConsole(log_path, summarize=lambda node: f"summary of {node}"):
+            logging.getLogger("absl").warning(RUNNING, "ExampleValidator")
+            logging.getLogger("absl").warning(FINISHED, "ExampleValidator")
+            logging.getLogger("absl").warning(RUNNING, "AnomalyGate")
+            os.write(2, b"raw output of the component\n")   # as C++, Beam workers write
+            raise DataAnomaliesError("split 'train', feature 'label': out of range")
+    console = capfd.readouterr().out
+    assert re.search(r"^ExampleValidator\s+[\d.]+ s  summary of ExampleValidator$", console, re.M)
+    assert "FAILED: AnomalyGate" in console
+    assert "DataAnomaliesError: split 'train', feature 'label': out of range" in console
+    assert console.rstrip().endswith(f"full log: {log_path}")
+    assert "raw output of the component" not in console
+    with open(log_path) as f:
+        log = f.read()
+    assert "raw output of the component" in log and "DataAnomaliesError" in log

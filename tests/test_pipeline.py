@@ -11,6 +11,7 @@ import svhn_tfx.components  # noqa: F401
 import tensorflow as tf
 
 from svhn_tfx import schema
+from svhn_tfx.components.anomaly_gate import DataAnomaliesError
 from svhn_tfx.components.converters.records import read_split
 from svhn_tfx.components.generator.synthetic import generate
 from svhn_tfx.schema.signatures import (ANSWER_SHARES, CALIBRATION_ASSET, CLASSIFY_METHOD,
@@ -260,6 +261,18 @@ def test_no_digit_images_get_low_digit_confidence_unlike_a_10_class_model(run, p
           f"real backgrounds only: {ours[:len(real)].mean() if real else float('nan'):.3f} vs "
           f"{theirs[:len(real)].mean() if real else float('nan'):.3f}")
     assert ours.mean() < 0.5 * theirs.mean()
+
+
+def test_an_anomaly_stops_the_run_before_training(tmp_path):
+    image = next(generate(1, seed=3)).image
+    ph.write_unchecked_records(tmp_path / "data", "train", [(image, 3)] * 20 + [(image, 12)])
+    ph.write_unchecked_records(tmp_path / "data", "eval", [(image, 3)] * 5)
+    with pytest.raises(DataAnomaliesError) as error:
+        ph.run_pipeline(tmp_path, tmp_path / "data", ph.IN_MEMORY_BEAM_ARGS, name="anomaly")
+    message = str(error.value)
+    assert "split 'train', feature 'label'" in message and "stopping before" in message
+    assert not os.path.exists(os.path.join(tmp_path, "pipeline", "Transform"))
+    assert not os.path.exists(os.path.join(tmp_path, "pipeline", "SvhnTrainer"))
 
 
 def test_an_unblessed_model_is_not_pushed_and_the_run_says_why(run):
