@@ -185,30 +185,28 @@ def _describe(node_id: str, found: dict, execution) -> str:
     return ""
 
 
+def _per_split(artifact, file_name: str, proto_class):
+    """(split, parsed proto) for each split's ``Split-<name>/<file_name>`` of an artifact."""
+    from tfx.dsl.io import fileio
+    for split in _splits(artifact):
+        proto = proto_class()
+        with fileio.open(os.path.join(artifact.uri, f"Split-{split}", file_name), "rb") as f:
+            proto.ParseFromString(f.read())
+        yield split, proto
+
+
 def _statistics(artifact) -> str:
     from tensorflow_metadata.proto.v0 import statistics_pb2
-    from tfx.dsl.io import fileio
-    counts = []
-    for split in _splits(artifact):
-        path = os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb")
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        with fileio.open(path, "rb") as f:
-            stats.ParseFromString(f.read())
-        counts.append(f"{split} {sum(d.num_examples for d in stats.datasets):,}")
+    counts = [f"{split} {sum(d.num_examples for d in stats.datasets):,}" for split, stats in
+              _per_split(artifact, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList)]
     return "examples: " + ", ".join(counts)
 
 
 def _anomalies(artifact) -> str:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
-    from tfx.dsl.io import fileio
-    problems = []
-    for split in _splits(artifact):
-        path = os.path.join(artifact.uri, f"Split-{split}", "SchemaDiff.pb")
-        anomalies = anomalies_pb2.Anomalies()
-        with fileio.open(path, "rb") as f:
-            anomalies.ParseFromString(f.read())
-        for feature, info in anomalies.anomaly_info.items():
-            problems.append(f"{split}/{feature}: {info.short_description}")
+    problems = [f"{split}/{feature}: {info.short_description}" for split, anomalies in
+                _per_split(artifact, "SchemaDiff.pb", anomalies_pb2.Anomalies)
+                for feature, info in anomalies.anomaly_info.items()]
     return "anomalies: " + "; ".join(problems) if problems else "no anomalies"
 
 
