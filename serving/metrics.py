@@ -123,9 +123,10 @@ class Gauge(_Metric):
         with self._lock:
             self._series[self._key(labels)] = value
 
-    def remove(self, **labels) -> None:
+    def replace(self, series: Dict[Tuple[str, ...], float]) -> None:
+        """All series at once, keyed by label values in ``label_names`` order."""
         with self._lock:
-            self._series.pop(self._key(labels), None)
+            self._series = dict(series)
 
 
 class Histogram(_Metric):
@@ -188,7 +189,9 @@ class AnswerWindow:
         drifting = self._judge()
         if drifting != self.drifting:
             self.drifting = drifting
-            shares = ", ".join(f"{k} {s:.2f} (expected {self.expected[k]:.2f})"
+            # (a newer version without expected shares ends a drift: nothing to compare with)
+            shares = ", ".join(f"{k} {s:.2f}" + (f" (expected {self.expected[k]:.2f})"
+                                                 if self.expected else "")
                                for k, s in self.shares().items())
             if drifting:
                 logging.warning("drift: model %s's last %d answers are unlike its held-out "
@@ -282,8 +285,7 @@ class ServingMetrics:
     def render(self) -> str:
         if self.loaded_versions is not None:
             model_name, versions = self.loaded_versions()
-            with self.loaded._lock:
-                self.loaded._series = {(model_name, str(v)): 1 for v in versions}
+            self.loaded.replace({(model_name, str(v)): 1 for v in versions})
         metrics = (self.requests, self.latency, self.batch_size, self.loaded, self.share,
                    self.expected_share, self.window, self.confidence, self.drift)
         return "\n".join(m.render() for m in metrics) + "\n"

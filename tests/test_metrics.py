@@ -144,6 +144,11 @@ def test_drift_window_flags_a_window_unlike_the_held_out_shares():
     assert metrics.drift.render().endswith(" 1")          # no-digit 0.5 vs 0.1: still off
     metrics.record_answers(MODEL, digits, expected)
     assert metrics.drift.render().endswith(" 0")
+    metrics.record_answers(MODEL, nothing, expected)
+    metrics.record_answers(MODEL, nothing, expected)
+    assert metrics.drift.render().endswith(" 1")
+    metrics.record_answers(MODEL, nothing, None)           # a version without shares
+    assert metrics.drift.render().endswith(" 0")          # ends the drift: nothing to judge
     with pytest.raises(ValueError, match="drift_margin"):
         ServingMetrics(drift_window=10, drift_margin=1.5)
 
