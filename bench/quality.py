@@ -105,11 +105,11 @@ def score_model(model_dir: str, sets: dict, test_mat: str = None) -> dict:
 def generated_eval(pipeline_root: str) -> dict:
     """The evaluator's numbers on the generated eval split of the newest run."""
     import json
-    found = glob.glob(os.path.join(pipeline_root, "SvhnEvaluator", "evaluation", "*",
-                                   "metrics.json"))
+    from svhn_tfx.components.evaluator.component import newest_report
+    found = newest_report(pipeline_root)
     if not found:
         return {}
-    with open(max(found, key=lambda p: int(p.split(os.sep)[-2]))) as f:
+    with open(found) as f:
         calibrated = json.load(f)["candidate"]["calibrated"]
     return {k: calibrated[k] for k in ("accuracy", "ece", "no_digit_auroc", "coverage", "risk")}
 

@@ -97,9 +97,8 @@ def end_to_end(root: str) -> dict:
                    stdout=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE") else None)
     wall = time.perf_counter() - start
     metadata = os.path.join(root, "metadata", configs.PIPELINE_NAME, "metadata.db")
-    evaluations = glob.glob(os.path.join(root, "pipelines", configs.PIPELINE_NAME,
-                                         "SvhnEvaluator", "evaluation", "*", "metrics.json"))
-    with open(max(evaluations)) as f:
+    from svhn_tfx.components.evaluator.component import newest_report
+    with open(newest_report(os.path.join(root, "pipelines", configs.PIPELINE_NAME))) as f:
         metrics = json.load(f)
     return {"wall_seconds": round(wall, 1), "components": component_seconds(metadata),
             "blessed": metrics["blessed"], "eval_accuracy": metrics["candidate"]["calibrated"][

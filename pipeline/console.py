@@ -10,6 +10,7 @@ full and where the log is.
 """
 import contextlib
 import datetime
+import glob
 import json
 import logging
 import os
@@ -21,14 +22,22 @@ from typing import Callable, Dict, List, Optional
 from svhn_tfx.components import PROGRESS_PREFIX
 
 LOG_SUFFIX = ".log"
+STAMP = "%Y%m%d-%H%M%S"   # sorts as it runs
+STAMP_GLOB = "[0-9]" * 8 + "-" + "[0-9]" * 6
 RUNNING = "Component %s is running."
 FINISHED = "Component %s is finished."
 NAME_WIDTH = 30
 
 
 def run_log_path(log_dir: str, pipeline_name: str) -> str:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.datetime.now().strftime(STAMP)
     return os.path.join(log_dir, f"{pipeline_name}-{stamp}{LOG_SUFFIX}")
+
+
+def newest_run_log(log_dir: str, pipeline_name: str) -> Optional[str]:
+    """The newest log run_log_path named for this pipeline, or None."""
+    logs = glob.glob(os.path.join(log_dir, f"{glob.escape(pipeline_name)}-{STAMP_GLOB}{LOG_SUFFIX}"))
+    return max(logs) if logs else None
 
 
 class _Watcher(logging.Handler):
@@ -165,7 +174,7 @@ def _describe(node_id: str, found: dict, execution) -> str:
     if "examples" in first:
         return "splits " + ", ".join(_splits(first["examples"]))
     if "schema" in first:
-        return f"schema from {_prop(first['schema'], 'uri', '') or first['schema'].uri}"
+        return f"schema from {first['schema'].uri}"
     if "transform_graph" in first:
         return "transform graph written (decode, resize, rescale in one graph)"
     if "blessing" in first:

@@ -6,7 +6,6 @@ wall, a plain colour, random noise) as ordinary PNG/JPEG files of several sizes,
 client, prints each answer, and stops the server.
 """
 import argparse
-import glob
 import json
 import os
 import subprocess
@@ -20,6 +19,8 @@ from PIL import Image
 
 from svhn_tfx import schema
 from svhn_tfx.pipeline import configs
+from svhn_tfx.pipeline.console import newest_run_log
+from svhn_tfx.serving.model_store import versions_on_disk
 from svhn_tfx.serving.process import free_port
 
 SAMPLE_SEED = 20_251_124
@@ -124,23 +125,20 @@ def main(argv=None) -> int:
               f"{result['answer']:<12} {result['probability']:>6.3f}  {top3}")
     print("\nprob: the calibrated probability of the answer; 'unsure' means the model's best "
           "digit is below the abstention threshold it was exported with.")
-    evaluations = tf.io.gfile.glob(os.path.join(configs.PIPELINE_ROOT, "SvhnEvaluator",
-                                                "evaluation", "*", "metrics.json"))
-    report = None
-    if evaluations:
-        latest = os.path.dirname(max(evaluations, key=lambda r: int(r.split(os.sep)[-2])))
-        print_split_metrics(os.path.join(latest, "metrics.json"))
-        report = os.path.join(latest, "report.html")
-    versions = sorted(int(v) for v in tf.io.gfile.listdir(args.model_base_path)
-                      if v.strip("/").isdigit())
-    logs = sorted(glob.glob(os.path.join(configs.LOG_DIR, f"{configs.PIPELINE_NAME}-*.log")))
+    from svhn_tfx.components.evaluator.component import newest_report
+    metrics_path, report = newest_report(configs.PIPELINE_ROOT), None
+    if metrics_path:
+        print_split_metrics(metrics_path)
+        report = os.path.join(os.path.dirname(metrics_path), "report.html")
+    versions = sorted(versions_on_disk(args.model_base_path))
+    run_log = newest_run_log(configs.LOG_DIR, configs.PIPELINE_NAME)
     print("\nsummary")
     print(f"  model:  {args.model_base_path}/{versions[-1] if versions else '?'} "
           f"(svhn-tfx-serve --model_base_path={args.model_base_path}, or TF Serving)")
     if report:
         print(f"  report: {report} (reliability, risk-coverage, confusion, mistakes)")
-    if logs:
-        print(f"  log:    {logs[-1]} (the whole pipeline run)")
+    if run_log:
+        print(f"  log:    {run_log} (the whole pipeline run)")
     return 0
 
 

@@ -18,6 +18,7 @@ from svhn_tfx import schema
 from svhn_tfx.components.converters.records import write_split
 from svhn_tfx.components.generator.synthetic import generate
 from svhn_tfx.components.evaluator.blessing import OPEN_GATES
+from svhn_tfx.components.evaluator.component import newest_report
 from svhn_tfx.components.trainer.component import CALIBRATION_FILE, WEIGHTS_FILE
 from svhn_tfx.pipeline import configs, svhn_pipeline
 
@@ -40,10 +41,7 @@ def _write_data(data_root: str) -> None:
 def _trained_model() -> tuple:
     """(model artifact URI, evaluation metrics) of this run's trainer."""
     pipeline_root = os.path.join(ROOT, "pipeline")
-    evaluations = tf.io.gfile.glob(os.path.join(pipeline_root, "SvhnEvaluator", "evaluation",
-                                                "*", "metrics.json"))
-    newest = max(evaluations, key=lambda p: int(p.split(os.sep)[-2]))
-    with tf.io.gfile.GFile(newest) as f:
+    with tf.io.gfile.GFile(newest_report(pipeline_root)) as f:
         report = json.load(f)
     model_dir = os.path.dirname(report["candidate"]["uri"].rstrip("/"))  # .../Format-Serving
     return model_dir, report

@@ -57,7 +57,7 @@ class ModelStore:
             return sorted(self._versions, reverse=True)
 
     def poll_once(self) -> None:
-        on_disk = _versions_on_disk(self.base_path)
+        on_disk = versions_on_disk(self.base_path)
         wanted = sorted(on_disk, reverse=True)[:self._max_loaded]
         for version in sorted(wanted):
             if version in self._versions:
@@ -102,7 +102,8 @@ class ModelStore:
         self._stop.set()
 
 
-def _versions_on_disk(base_path: str) -> Dict[int, str]:
+def versions_on_disk(base_path: str) -> Dict[int, str]:
+    """{version: its folder} for every <integer>/ folder under a model base path."""
     try:
         names = [name.rstrip("/") for name in gfile.listdir(base_path)]
     except tf.errors.NotFoundError:

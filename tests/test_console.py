@@ -34,7 +34,7 @@ def _cli(root, *args, timeout=900) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def _run(root) -> str:
+def _run(root) -> tuple:
     created = _cli(root, "pipeline", "create", "--engine", "local", "--pipeline_path",
                    "pipeline/local_runner.py")
     assert created.returncode == 0, created.stdout[-3000:] + created.stderr[-3000:]
@@ -69,6 +69,8 @@ def test_a_run_prints_a_line_per_component_and_logs_everything(tmp_path):
     assert "accuracy" in results["SvhnEvaluator"].split(";", 1)[1]
     assert results["Pusher"] == "not pushed (the model was not blessed)"
     assert any("SvhnTrainer step 10/10" in line for line in lines), console
+    from svhn_tfx.pipeline.console import newest_run_log
+    assert newest_run_log(str(tmp_path / "logs"), NAME) == _log_path(console)  # the demo's
     with open(_log_path(console)) as f:
         log = f.read()
     assert "Component SvhnTrainer is finished." in log

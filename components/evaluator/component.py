@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 import apache_beam as beam
 from absl import logging
@@ -33,6 +34,15 @@ CANDIDATE = "candidate"
 BASELINE = "baseline"
 METRICS_FILE = "metrics.json"
 RESULTS_PREFIX = "results"
+
+
+def newest_report(pipeline_root: str) -> Optional[str]:
+    """The METRICS_FILE of the newest SvhnEvaluator execution under a pipeline root (TFX
+    writes <root>/SvhnEvaluator/evaluation/<execution id>/), or None if it never ran."""
+    found = tfx.dsl.io.fileio.glob(os.path.join(pipeline_root, "SvhnEvaluator", "evaluation",
+                                                "*", METRICS_FILE))
+    return max(found, key=lambda p: int(os.path.basename(os.path.dirname(p)))) if found \
+        else None
 
 
 def _read_results(path_prefix: str) -> dict:
