@@ -6,13 +6,14 @@ its own process, gets the plain run (nothing is redirected there).
 """
 import sys
 
-IN_TFX_CLI = "tfx.tools.cli" in " ".join(sys.modules)   # compiled by `tfx pipeline create`
+import svhn_tfx.components  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+from absl import logging
+from tfx import v1 as tfx
 
-import svhn_tfx.components  # noqa: E402,F401  (sets the Keras/TF environment before TensorFlow loads)
-from absl import logging  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
+from svhn_tfx.pipeline import configs, console, svhn_pipeline
 
-from svhn_tfx.pipeline import configs, console, svhn_pipeline  # noqa: E402
+# compiled by `tfx pipeline create` (none of the imports above loads the CLI's modules)
+IN_TFX_CLI = any(name.startswith("tfx.tools.cli") for name in sys.modules)
 
 
 def run():
