@@ -21,8 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import svhn_tfx.components  # noqa: E402,F401
-from bench import (abuse, ablation, portable, quality, scaling, serving,  # noqa: E402
-                   training, transform)
+from bench import (abuse, ablation, domain_gap, portable, quality, scaling,  # noqa: E402
+                   serving, training, transform)
 from bench.component_times import component_seconds  # noqa: E402
 from svhn_tfx.pipeline import configs  # noqa: E402
 
@@ -30,11 +30,13 @@ RESULTS_DIR = os.path.join(REPO, "bench", "results")
 RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
 FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
-ORDER = ["quality", "ablation", "training", "transform", "portable", "serving", "abuse",
+ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "training", "transform", "portable", "serving", "abuse",
          "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
+    "ablation_warm": "1c. Generator changes on real crops, fine-tuned from pretrained/ as make demo is",
+    "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
     "portable": "3b. Beam components on the portable runner (separate worker processes)",
@@ -45,10 +47,12 @@ TITLES = {
 }
 FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=200,
             serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000),
-            ablation_train=20_000, ablation_steps=1_500, abuse_requests=10_000,
+            ablation_train=20_000, ablation_steps=1_500, warm_train=10_000, warm_steps=800,
+            domain_gap_images=2_000, abuse_requests=10_000,
             abuse_burst=256, abuse_idle=100, portable_train=2_000, portable_eval=500)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
-             scaling_sizes=(), ablation_train=300, ablation_steps=10, abuse_requests=60,
+             scaling_sizes=(), ablation_train=300, ablation_steps=10, warm_train=300,
+             warm_steps=10, domain_gap_images=50, abuse_requests=60,
              abuse_burst=16, abuse_idle=10, portable_train=100, portable_eval=50)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
 
@@ -67,7 +71,8 @@ def save(name: str, result: dict, quick: bool) -> None:
 
 
 def tables(results_dir: str) -> str:
-    modules = {"quality": quality, "ablation": ablation, "training": training,
+    modules = {"quality": quality, "ablation": ablation, "ablation_warm": ablation,
+               "domain_gap": domain_gap, "training": training,
                "transform": transform, "portable": portable, "serving": serving, "abuse": abuse,
                "scaling": scaling}
     parts = []
@@ -80,8 +85,9 @@ def tables(results_dir: str) -> str:
         m = stored["machine"]
         body = end_to_end_table(stored["result"]) if name == "end_to_end" else \
             modules[name].table(stored["result"])
-        if name == "scaling" and os.path.exists(os.path.join(results_dir, "scaling.png")):
-            body += "\n\n![scaling](results/scaling.png)"
+        for plotted in ("scaling", "domain_gap"):
+            if name == plotted and os.path.exists(os.path.join(results_dir, f"{name}.png")):
+                body += f"\n\n![{name}](results/{name}.png)"
         parts.append(f"### {TITLES[name]}\n\n_{m['date']}, {m['cpus']} CPUs, {m['platform']}_"
                      f"\n\n{body}\n")
     return "\n".join(parts)
@@ -161,6 +167,19 @@ def main(argv=None) -> int:
                               size["ablation_steps"], rows)
         save("ablation", result, args.quick)
         print(ablation.table(result), flush=True)
+    if "ablation_warm" in selected:
+        print("bench: generator changes, fine-tuned from pretrained/", flush=True)
+        rows = ablation.WARM_ROWS if not args.quick else dict(list(ablation.WARM_ROWS.items())[:1])
+        result = ablation.run(DEV_DIR, FORMAT1_DIR, size["warm_train"], size["warm_steps"], rows,
+                              warm_start=os.path.join(configs.PRETRAINED_DIR, "weights.h5"))
+        save("ablation_warm", result, args.quick)
+        print(ablation.table(result), flush=True)
+    if "domain_gap" in selected:
+        print("bench: generated digits against real ones", flush=True)
+        result = domain_gap.run(DEV_DIR, size["domain_gap_images"], domain_gap.rows(),
+                                os.path.join(results_dir, "domain_gap.png"))
+        save("domain_gap", result, args.quick)
+        print(domain_gap.table(result), flush=True)
     if "training" in selected:
         print("bench: training throughput", flush=True)
         result = training.run(newest("ImportExampleGen", "examples", "*"),

@@ -1,0 +1,139 @@
+"""How generated digits differ from real ones, measured without training anything.
+
+The model standardises each image (zero mean, unit variance) before its first layer, so
+what it sees of an image is where that image's variance lies. This benchmark compares the
+real development crops (``../shared/data/svhn-real-dev``) with generated digit images on:
+
+* the radially averaged power spectrum of the standardised luminance, as a ratio
+  generated / real per spatial frequency (1 = matches; >1 = the generator puts more of the
+  image's variance there: low bins are light and surfaces, bins 2-5 the digits' own
+  strokes, high bins edges, texture and noise);
+* per-image luminance spread (the digit's contrast, mostly), saturation, and the
+  high-frequency share (mean |Laplacian| / luminance std: noise and sharpness).
+
+It writes the numbers and a plot of the spectrum ratios (``domain_gap.png``).
+"""
+import dataclasses
+import glob
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+from svhn_tfx import schema
+from svhn_tfx.components.generator import synthetic
+from svhn_tfx.components.generator.settings import GeneratorSettings
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+SIZE = 32
+GENERATED_SEED = 7   # not a training seed
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    return pixels.astype(np.float32) @ LUMA
+
+
+def spectrum(images) -> np.ndarray:
+    """Mean radial power spectrum (bins 1..16) of the standardised luminance."""
+    power = np.zeros((SIZE, SIZE))
+    for pixels in images:
+        y = _luma(pixels)
+        y = (y - y.mean()) / (y.std() + 1e-3)
+        power += np.abs(np.fft.fft2(y)) ** 2
+    power = np.fft.fftshift(power / len(images))
+    yy, xx = np.indices(power.shape)
+    radius = np.hypot(yy - SIZE // 2, xx - SIZE // 2).astype(int)
+    return np.array([power[radius == k].mean() for k in range(1, SIZE // 2 + 1)])
+
+
+def image_stats(images) -> dict:
+    """Medians over images of luminance spread, saturation and high-frequency share."""
+    spread, saturation, high = [], [], []
+    for pixels in images:
+        p = pixels.astype(np.float32)
+        y = _luma(pixels)
+        std = y.std() + 1e-3
+        lap = np.abs(4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:])
+        spread.append(std)
+        saturation.append(float(((p.max(-1) - p.min(-1)) / np.maximum(p.max(-1), 1)).mean()))
+        high.append(lap.mean() / std)
+    return {"luminance_std": float(np.median(spread)), "saturation": float(np.median(saturation)),
+            "high_frequency_share": float(np.median(high))}
+
+
+def real_digits(dev_dir: str):
+    files = sorted(glob.glob(os.path.join(dev_dir, "[0-9]", "*.png")))
+    return [np.asarray(Image.open(f).convert("RGB").resize((SIZE, SIZE))) for f in files]
+
+
+def generated_digits(settings: GeneratorSettings, n: int):
+    images, index = [], 0
+    while len(images) < n:
+        blob, label = synthetic.generate_one(GENERATED_SEED, index, settings)
+        index += 1
+        if label != schema.NO_DIGIT:
+            images.append(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")))
+    return images
+
+
+def rows() -> dict:
+    """Today's generator, and the camera and class mix it had before being matched to these
+    statistics (the same changes ``ablation.WARM_ROWS`` trains on)."""
+    from bench.ablation import BEFORE_CAMERA, BEFORE_MIX
+    default = GeneratorSettings()
+    return {"default": default,
+            "camera as before": dataclasses.replace(default, **BEFORE_CAMERA),
+            "camera and mix as before": dataclasses.replace(default, **BEFORE_CAMERA,
+                                                            **BEFORE_MIX)}
+
+
+def run(dev_dir: str, n: int, rows: dict, plot_path: str = None) -> dict:
+    """``rows``: {name: GeneratorSettings}; each is compared with the real crops."""
+    real = real_digits(dev_dir)
+    if not real:
+        return {"skipped": f"no real development crops at {dev_dir}"}
+    real_spectrum = spectrum(real)
+    result = {"real": {"images": len(real), **image_stats(real)}, "generated": n, "rows": {}}
+    for name, settings in rows.items():
+        images = generated_digits(settings, n)
+        ratio = spectrum(images) / real_spectrum
+        result["rows"][name] = {**image_stats(images), "spectrum_ratio": ratio.round(3).tolist(),
+                                "spectrum_log_error": float(np.abs(np.log(ratio)).mean())}
+    if plot_path:
+        _plot(result, plot_path)
+    return result
+
+
+def _plot(result: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, row in result["rows"].items():
+        ratio = row["spectrum_ratio"]
+        ax.plot(range(1, len(ratio) + 1), ratio, marker="o", label=name)
+    ax.axhline(1.0, color="black", linewidth=1)
+    ax.set_xlabel("spatial frequency (cycles per 32 px)")
+    ax.set_ylabel("power, generated / real")
+    ax.set_title("Where generated digits' variance lies, against real SVHN crops")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(result: dict) -> str:
+    if "skipped" in result:
+        return f"Skipped: {result['skipped']}."
+    real = result["real"]
+    lines = ["| images | luminance std | saturation | high-frequency share | spectrum: mean "
+             "abs log ratio to real (0 = same) |", "|---|---|---|---|---|",
+             f"| real dev crops ({real['images']}) | {real['luminance_std']:.1f} | "
+             f"{real['saturation']:.3f} | {real['high_frequency_share']:.3f} | 0 |"]
+    for name, row in result["rows"].items():
+        lines.append(f"| {name} | {row['luminance_std']:.1f} | {row['saturation']:.3f} | "
+                     f"{row['high_frequency_share']:.3f} | {row['spectrum_log_error']:.3f} |")
+    return "\n".join(lines) + (
+        f"\n\nMedians over images; {result['generated']} generated digit images per row. "
+        "The plot `bench/results/domain_gap.png` shows the spectrum ratio per frequency.")
