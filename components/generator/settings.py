@@ -19,7 +19,7 @@ class GeneratorSettings:
     crop side unless noted; probabilities are per image."""
     size: int = 32                        # output square side in pixels
     supersample: int = 2                  # render at size*supersample, then downscale
-    no_digit_fraction: float = 0.15       # share of label-10 ("no digit") images
+    no_digit_fraction: float = 0.10       # share of label-10 ("no digit") images
     jpeg_fraction: float = 0.2            # share stored as JPEG (the rest as PNG)
     jpeg_quality: Tuple[int, int] = (35, 95)
     neighbours: bool = True               # house numbers of several digits, cut at the crop edges
@@ -41,13 +41,15 @@ class GeneratorSettings:
     frame_probability: float = 0.3        # a plate has a border line in the digit colour
     shadow_probability: float = 0.25      # drop shadow of raised digits
     outline_probability: float = 0.1      # digits outlined in a third colour
-    low_contrast_fraction: float = 0.15   # digit/background luminance difference in LOW_CONTRAST
+    low_contrast_fraction: float = 0.3    # digit/background luminance difference in LOW_CONTRAST
     hard_shadow_probability: float = 0.2  # a cast shadow edge across the crop
     clutter_probability: float = 0.35     # photo-like clutter (windows, wires, edges) behind
-    blur_sigma: float = 1.5               # max gaussian blur sigma, output pixels
-    low_res_probability: float = 0.45     # image comes from a smaller source region, upsampled
+    # camera: real crops are soft and nearly noise-free at 32 px (most are upsampled from a
+    # small box); bench/domain_gap.py compares their spectra with these images
+    blur_sigma: float = 2.5               # max gaussian blur sigma, output pixels
+    low_res_probability: float = 0.7      # image comes from a smaller source region, upsampled
     min_source_fraction: float = 0.5      # smallest source resolution, of ``size``
-    noise_sigma: float = 9.0              # max sensor noise, of 255
+    noise_sigma: float = 4.0              # max sensor noise, of 255
     negative_weights: Tuple[float, ...] = (0.24, 0.18, 0.16, 0.36, 0.06)  # NEGATIVE_KINDS
 
     def __post_init__(self):
