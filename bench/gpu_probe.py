@@ -478,6 +478,62 @@ class Trainer:
         return [(w.path, values[id(w)]) for w in self.model.weights]
 
 
+def train_with_curve(tr, run, name, data, steps, chunk, every, deadline, evals, describe,
+                     save) -> None:
+    """Trains ``tr`` for ``steps`` steps in chunks on ``data`` (images and labels on the
+    device, and how many of them are real), evaluating every ``every`` steps into
+    ``run["curve"]``; a run past ``deadline`` is cut there, so curves stay comparable step
+    for step. ``evals``: (eval_x, eval_y, real_x, real_y, bg_x); ``describe(point)``: the
+    log line's text."""
+    x_dev, y_dev, n_data = data
+    eval_x, eval_y, real_x, real_y, bg_x = evals
+    start, done = time.perf_counter(), 0
+    while done < steps:
+        loss = tr.run_chunk(x_dev, y_dev, n_data)
+        done += chunk
+        if done % every == 0 or done >= steps:
+            point = {"step": done, "train_ce": round(float(loss), 4),
+                     "seconds": round(time.perf_counter() - start, 1)}
+            gen = tr.logits(eval_x)
+            point["gen_eval_acc"] = round(float(np.mean(gen.argmax(1) == eval_y)), 4)
+            m = real_metrics(tr.logits(real_x), real_y, tr.logits(bg_x), full=True)
+            point.update({k: (round(v, 4) if isinstance(v, float) else v)
+                          for k, v in m.items()})
+            run["curve"].append(point)
+            log(f"{name} step {done}: {describe(point)}")
+            save()
+        if time.perf_counter() > deadline:
+            run["status"] = f"cut at step {done} by the time budget"
+            break
+    else:
+        run["status"] = "done"
+    run["train_seconds"] = round(time.perf_counter() - start, 1)
+    run["ms_per_step"] = round(1000 * run["train_seconds"] / max(done, 1), 3)
+
+
+def finish_run(tr, run, evals) -> float:
+    """Fits T on the generated eval set (as the Trainer fits it on generated held-out data;
+    arg-max metrics do not depend on it) and records the run's final numbers; returns T."""
+    eval_x, eval_y, real_x, real_y, _ = evals
+    gen, real = tr.logits(eval_x), tr.logits(real_x)
+    t = fit_temperature(gen, eval_y)
+    pg, pr = softmax(gen, t), softmax(real, t)
+    run["final"] = {**run["curve"][-1], "temperature": round(t, 4),
+                    "gen_eval_ece": round(ece(pg.max(1), pg.argmax(1) == eval_y), 4),
+                    "real_ece": round(ece(pr.max(1), pr.argmax(1) == real_y), 4),
+                    "gen_eval_no_digit_auroc": auroc(pg[:, NO_DIGIT], eval_y == NO_DIGIT)}
+    return t
+
+
+def save_weights(tr, run, out: str, name: str) -> None:
+    weights = tr.get_weights()
+    path = os.path.join(out, f"weights_{name}.npz")
+    np.savez(path, names=np.array([p for p, _ in weights]),
+             config=np.array(json.dumps(run["config"])),
+             **{f"w{i:03d}": w for i, (_, w) in enumerate(weights)})
+    run["weights_file"] = os.path.basename(path)
+
+
 # ---------------------------------------------------------------------------- variants
 
 def variant_changes(synthetic) -> dict:
@@ -597,48 +653,20 @@ def main_variants(args, cfg) -> None:
             "compile_s": round(tr.compile_s, 1), "curve": []}
         log(f"{name}: {steps} steps on {n} {dataset} images (waited {waited:.0f} s for data, "
             f"compile {tr.compile_s:.0f} s)")
-        start, done = time.perf_counter(), 0
-        every = min(cfg["eval_every"], steps)
-        while done < steps:
-            loss = tr.run_chunk(x_dev, y_dev, n)
-            done += chunk
-            if done % every == 0 or done >= steps:
-                point = {"step": done, "train_ce": round(float(loss), 4),
-                         "seconds": round(time.perf_counter() - start, 1)}
-                gen = tr.logits(eval_x)
-                point["gen_eval_acc"] = round(float(np.mean(gen.argmax(1) == eval_y)), 4)
-                m = real_metrics(tr.logits(real_x), real_y, tr.logits(bg_x), full=True)
-                point.update({k: (round(v, 4) if isinstance(v, float) else v)
-                              for k, v in m.items()})
-                run["curve"].append(point)
-                pc = point["per_class_real_acc"]
-                log(f"{name} step {done}: real {point['real_acc']:.3f} (no digit "
-                    f"{point['real_no_digit_share']:.3f}, 1: {pc['1']:.2f}, 3: {pc['3']:.2f}), "
-                    f"generated {point['gen_eval_acc']:.3f}, bg auroc {point['bg_auroc']:.3f}, "
-                    f"ce {point['train_ce']:.3f}, {point['seconds']:.0f} s")
-                save()
-            if time.perf_counter() > deadline:
-                run["status"] = f"cut at step {done} by the time budget"
-                break
-        else:
-            run["status"] = "done"
-        run["train_seconds"] = round(time.perf_counter() - start, 1)
-        run["ms_per_step"] = round(1000 * run["train_seconds"] / max(done, 1), 3)
+        evals = (eval_x, eval_y, real_x, real_y, bg_x)
+
+        def describe(point):
+            pc = point["per_class_real_acc"]
+            return (f"real {point['real_acc']:.3f} (no digit {point['real_no_digit_share']:.3f}, "
+                    f"1: {pc['1']:.2f}, 3: {pc['3']:.2f}), generated {point['gen_eval_acc']:.3f}, "
+                    f"bg auroc {point['bg_auroc']:.3f}, ce {point['train_ce']:.3f}, "
+                    f"{point['seconds']:.0f} s")
+        train_with_curve(tr, run, name, (x_dev, y_dev, n), steps, chunk,
+                         min(cfg["eval_every"], steps), deadline, evals, describe, save)
         ms_per_step = run["ms_per_step"]
-        gen, real = tr.logits(eval_x), tr.logits(real_x)
-        t = fit_temperature(gen, eval_y)
-        pg, pr = softmax(gen, t), softmax(real, t)
-        run["final"] = {**run["curve"][-1], "temperature": round(t, 4),
-                        "gen_eval_ece": round(ece(pg.max(1), pg.argmax(1) == eval_y), 4),
-                        "real_ece": round(ece(pr.max(1), pr.argmax(1) == real_y), 4),
-                        "gen_eval_no_digit_auroc": auroc(pg[:, NO_DIGIT], eval_y == NO_DIGIT)}
+        finish_run(tr, run, evals)
         if cfg["save_weights"]:
-            weights = tr.get_weights()
-            path = os.path.join(args.out, f"weights_{name}.npz")
-            np.savez(path, names=np.array([p for p, _ in weights]),
-                     config=np.array(json.dumps(run["config"])),
-                     **{f"w{i:03d}": w for i, (_, w) in enumerate(weights)})
-            run["weights_file"] = os.path.basename(path)
+            save_weights(tr, run, args.out, name)
         save()
         log(f"{name}: {run['status']}, {run['train_seconds']:.0f} s "
             f"({run['ms_per_step']:.2f} ms/step)")
@@ -859,48 +887,16 @@ def main():
             "status": "running", "waited_for_data_s": round(waited, 1),
             "compile_s": round(tr.compile_s, 1), "mode": tr.mode, "curve": []}
         log(f"{name}: {steps} steps on {count} {dataset} images (waited {waited:.0f} s for data)")
-        start = time.perf_counter()
-        done = 0
-        every = min(cfg["eval_every"], steps)
-        while done < steps:
-            loss = tr.run_chunk(x_dev, y_dev, count)
-            done += chunk
-            if done % every == 0 or done >= steps:
-                point = {"step": done, "train_ce": round(float(loss), 4),
-                         "seconds": round(time.perf_counter() - start, 1)}
-                gen = tr.logits(eval_x)
-                point["gen_eval_acc"] = round(float(np.mean(gen.argmax(1) == eval_y)), 4)
-                m = real_metrics(tr.logits(real_x), real_y, tr.logits(bg_x), full=True)
-                point.update({k: (round(v, 4) if isinstance(v, float) else v)
-                              for k, v in m.items()})
-                run["curve"].append(point)
-                log(f"{name} step {done}: real {point['real_acc']:.3f} "
-                    f"(no digit {point['real_no_digit_share']:.3f}), generated "
-                    f"{point['gen_eval_acc']:.3f}, ce {point['train_ce']:.3f}, "
+        evals = (eval_x, eval_y, real_x, real_y, bg_x)
+
+        def describe(point):
+            return (f"real {point['real_acc']:.3f} (no digit {point['real_no_digit_share']:.3f}), "
+                    f"generated {point['gen_eval_acc']:.3f}, ce {point['train_ce']:.3f}, "
                     f"{point['seconds']:.0f} s, gen. data ready {data.ready('variant')}")
-                save()
-            if time.perf_counter() > deadline:
-                run["status"] = f"cut at step {done} by the time budget"
-                break
-        else:
-            run["status"] = "done"
-        run["train_seconds"] = round(time.perf_counter() - start, 1)
-        run["ms_per_step"] = round(1000 * run["train_seconds"] / max(done, 1), 3)
-        # temperature fitted on the generated eval set, as the Trainer fits it on generated
-        # held-out data; argmax metrics do not depend on it
-        gen, real = tr.logits(eval_x), tr.logits(real_x)
-        t = fit_temperature(gen, eval_y)
-        pg, pr = softmax(gen, t), softmax(real, t)
-        run["final"] = {**run["curve"][-1], "temperature": round(t, 4),
-                        "gen_eval_ece": round(ece(pg.max(1), pg.argmax(1) == eval_y), 4),
-                        "real_ece": round(ece(pr.max(1), pr.argmax(1) == real_y), 4),
-                        "gen_eval_no_digit_auroc": auroc(pg[:, NO_DIGIT], eval_y == NO_DIGIT)}
-        weights = tr.get_weights()
-        path = os.path.join(args.out, f"weights_{name}.npz")
-        np.savez(path, names=np.array([p for p, _ in weights]),
-                 config=np.array(json.dumps(run["config"])),
-                 **{f"w{i:03d}": w for i, (_, w) in enumerate(weights)})
-        run["weights_file"] = os.path.basename(path)
+        train_with_curve(tr, run, name, (x_dev, y_dev, count), steps, chunk,
+                         min(cfg["eval_every"], steps), deadline, evals, describe, save)
+        t = finish_run(tr, run, evals)
+        save_weights(tr, run, args.out, name)
         if run["status"] == "done" and (best is None or run["final"]["real_acc"] >
                                         results["runs"][best]["final"]["real_acc"]):
             best = name
