@@ -59,6 +59,11 @@ WARM_ROWS = {
 }
 
 
+def learning_rate(warm_start: str = None) -> float:
+    """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
+    return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE
+
+
 def decode(blobs) -> np.ndarray:
     import tensorflow as tf
     from svhn_tfx.components.transform.preprocessing import preprocess_images
@@ -82,8 +87,7 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     generated_s = time.perf_counter() - start
     held_out = np.arange(n) % HOLD_OUT_EVERY == 0
     keras.utils.set_random_seed(seed)
-    net = build_model(configs.PRETRAIN_LEARNING_RATE if warm_start is None
-                      else recipe.FINE_TUNE_LEARNING_RATE, decay_steps=steps)
+    net = build_model(learning_rate(warm_start), decay_steps=steps)
     if warm_start is not None:
         net.load_weights(warm_start)
     train = tf.data.Dataset.from_tensor_slices((images[~held_out], labels[~held_out])) \
@@ -120,8 +124,7 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
         print(f"bench: ablation '{name}'", flush=True)
         results[name] = train_and_score(settings, n, steps, real, warm_start=warm_start)
     return {"train": n, "steps": steps, "warm_start": warm_start,
-            "learning_rate": configs.PRETRAIN_LEARNING_RATE if warm_start is None
-            else recipe.FINE_TUNE_LEARNING_RATE, "rows": results}
+            "learning_rate": learning_rate(warm_start), "rows": results}
 
 
 def table(result: dict) -> str:

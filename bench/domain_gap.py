@@ -14,7 +14,6 @@ real development crops (``../shared/data/svhn-real-dev``) with generated digit i
 It writes the numbers and a plot of the spectrum ratios (``domain_gap.png``).
 """
 import dataclasses
-import glob
 import io
 import os
 
@@ -63,8 +62,12 @@ def image_stats(images) -> dict:
 
 
 def real_digits(dev_dir: str):
-    files = sorted(glob.glob(os.path.join(dev_dir, "[0-9]", "*.png")))
-    return [np.asarray(Image.open(f).convert("RGB").resize((SIZE, SIZE))) for f in files]
+    """The folder's labelled digits (not its "none" crops) as SIZE x SIZE RGB arrays."""
+    from svhn_tfx.components.converters.folder import read_folder
+    if not os.path.isdir(dev_dir):
+        return []
+    return [np.asarray(Image.open(io.BytesIO(r.image)).convert("RGB").resize((SIZE, SIZE)))
+            for r in read_folder(dev_dir) if r.error is None and r.label != schema.NO_DIGIT]
 
 
 def generated_digits(settings: GeneratorSettings, n: int):

@@ -30,8 +30,8 @@ RESULTS_DIR = os.path.join(REPO, "bench", "results")
 RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
 FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
-ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "training", "transform", "portable", "serving", "abuse",
-         "end_to_end", "scaling"]
+ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "training", "transform",
+         "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
@@ -47,12 +47,13 @@ TITLES = {
 }
 FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=200,
             serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000),
-            ablation_train=20_000, ablation_steps=1_500, warm_train=10_000, warm_steps=800,
+            ablation_train=20_000, ablation_steps=1_500, ablation_warm_train=10_000,
+            ablation_warm_steps=800,
             domain_gap_images=2_000, abuse_requests=10_000,
             abuse_burst=256, abuse_idle=100, portable_train=2_000, portable_eval=500)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
-             scaling_sizes=(), ablation_train=300, ablation_steps=10, warm_train=300,
-             warm_steps=10, domain_gap_images=50, abuse_requests=60,
+             scaling_sizes=(), ablation_train=300, ablation_steps=10, ablation_warm_train=300,
+             ablation_warm_steps=10, domain_gap_images=50, abuse_requests=60,
              abuse_burst=16, abuse_idle=10, portable_train=100, portable_eval=50)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
 
@@ -160,20 +161,18 @@ def main(argv=None) -> int:
             return max(found, key=lambda u: int(u.split(os.sep)[-1 if parts[-1] == "*" else -2]))
         model_dir = newest("SvhnTrainer", "model", "*", "Format-Serving")
 
-    if "ablation" in selected:
-        print("bench: generator ablations on real crops", flush=True)
-        rows = ablation.ROWS if not args.quick else dict(list(ablation.ROWS.items())[:1])
-        result = ablation.run(DEV_DIR, FORMAT1_DIR, size["ablation_train"],
-                              size["ablation_steps"], rows)
-        save("ablation", result, args.quick)
-        print(ablation.table(result), flush=True)
-    if "ablation_warm" in selected:
-        print("bench: generator changes, fine-tuned from pretrained/", flush=True)
-        rows = ablation.WARM_ROWS if not args.quick else dict(list(ablation.WARM_ROWS.items())[:1])
-        result = ablation.run(DEV_DIR, FORMAT1_DIR, size["warm_train"], size["warm_steps"], rows,
-                              warm_start=os.path.join(configs.PRETRAINED_DIR, "weights.h5"))
-        save("ablation_warm", result, args.quick)
-        print(ablation.table(result), flush=True)
+    # from scratch as make pretrain trains, and fine-tuning pretrained/ as make demo does
+    for name, all_rows, warm_start in (
+            ("ablation", ablation.ROWS, None),
+            ("ablation_warm", ablation.WARM_ROWS,
+             os.path.join(configs.PRETRAINED_DIR, "weights.h5"))):
+        if name in selected:
+            print(f"bench: {TITLES[name]}", flush=True)
+            rows = all_rows if not args.quick else dict(list(all_rows.items())[:1])
+            result = ablation.run(DEV_DIR, FORMAT1_DIR, size[f"{name}_train"],
+                                  size[f"{name}_steps"], rows, warm_start=warm_start)
+            save(name, result, args.quick)
+            print(ablation.table(result), flush=True)
     if "domain_gap" in selected:
         print("bench: generated digits against real ones", flush=True)
         result = domain_gap.run(DEV_DIR, size["domain_gap_images"], domain_gap.rows(),
