@@ -331,7 +331,8 @@ def real_metrics(logits, labels, bg_logits, full=False) -> dict:
 # ---------------------------------------------------------------------------- model
 
 def build_model(keras, conv_filters, convs_per_block, dense_units):
-    """components/trainer/model.py in Keras 3 (same layers, defaults and order)."""
+    """components/trainer/model.py in Keras 3 (same layers, defaults and order) as it was for
+    the recorded runs: a global-average head; model.py has since added the centre cells."""
     from keras import layers, ops
 
     class PerImageStandardization(layers.Layer):
