@@ -1,7 +1,7 @@
-"""Generator ablations, scored on real SVHN crops: which choices of the generator help.
+"""Generator and model ablations, scored on real SVHN crops: which choices help.
 
 Each row generates a training set with one ``GeneratorSettings``, trains the project's CNN
-(``build_model``) on it in memory for a fixed number of steps, fits the temperature and the
+(``build_model``, with the row's ``model`` options if it has any) on it in memory for a fixed number of steps, fits the temperature and the
 abstention threshold on a generated hold-out (as the Trainer does), and scores the result on
 the real development crops (``../shared/data/svhn-real-dev``, never trained on) and the real
 background crops of the shared format-1 photos. Images go through the same Transform graph
@@ -59,6 +59,13 @@ WARM_ROWS = {
 }
 
 
+# The model's head, from scratch on today's generator (the rows above keep the model).
+HEAD_ROWS = {
+    "global average and centre cells (today's model)": {},
+    "global average only (the model before)": dict(model=dict(centre_head=False)),
+}
+
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE
@@ -73,9 +80,10 @@ def decode(blobs) -> np.ndarray:
 
 
 def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
-                    seed: int = 0, warm_start: str = None) -> dict:
+                    seed: int = 0, warm_start: str = None, model_options=None) -> dict:
     """Trains from scratch at the from-scratch rate (``make pretrain``'s) or, given
-    ``warm_start`` (a weights.h5), fine-tunes it at the demo's rate, as ``make demo`` does."""
+    ``warm_start`` (a weights.h5), fine-tunes it at the demo's rate, as ``make demo`` does.
+    ``model_options`` are ``build_model`` keyword arguments."""
     import tensorflow as tf
     import tf_keras as keras
     from svhn_tfx.components.trainer.calibration import calibrate
@@ -87,7 +95,7 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     generated_s = time.perf_counter() - start
     held_out = np.arange(n) % HOLD_OUT_EVERY == 0
     keras.utils.set_random_seed(seed)
-    net = build_model(learning_rate(warm_start), decay_steps=steps)
+    net = build_model(learning_rate(warm_start), decay_steps=steps, **(model_options or {}))
     if warm_start is not None:
         net.load_weights(warm_start)
     train = tf.data.Dataset.from_tensor_slices((images[~held_out], labels[~held_out])) \
@@ -120,9 +128,12 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
             "backgrounds": decode(sets["backgrounds"])}
     results = {}
     for name, change in (rows or ROWS).items():
+        change = dict(change)
+        model_options = change.pop("model", None)
         settings = dataclasses.replace(GeneratorSettings(), **change)
         print(f"bench: ablation '{name}'", flush=True)
-        results[name] = train_and_score(settings, n, steps, real, warm_start=warm_start)
+        results[name] = train_and_score(settings, n, steps, real, warm_start=warm_start,
+                                        model_options=model_options)
     return {"train": n, "steps": steps, "warm_start": warm_start,
             "learning_rate": learning_rate(warm_start), "rows": results}
 
@@ -130,7 +141,7 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
 def table(result: dict) -> str:
     if "skipped" in result:
         return f"Skipped: {result['skipped']}."
-    rows = ["| generator | real accuracy | real digits called no digit | real ECE | coverage "
+    rows = ["| row | real accuracy | real digits called no digit | real ECE | coverage "
             "/ risk at threshold | AUROC vs real backgrounds | generated hold-out accuracy |",
             "|---|---|---|---|---|---|---|"]
     for name, m in result["rows"].items():
