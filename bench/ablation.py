@@ -1,8 +1,9 @@
 """Generator and model ablations, scored on real SVHN crops: which choices help.
 
 Each row generates a training set with one ``GeneratorSettings``, trains the project's CNN
-(``build_model``, with the row's ``model`` options if it has any) on it in memory for a fixed number of steps, fits the temperature and the
-abstention threshold on a generated hold-out (as the Trainer does), and scores the result on
+(``build_model``, with the row's ``model`` options if it has any) on it in memory for a fixed
+number of steps, fits the temperature and the abstention threshold on a generated hold-out
+(as the Trainer does), and scores the result on
 the real development crops (``../shared/data/svhn-real-dev``, never trained on) and the real
 background crops of the shared format-1 photos. Images go through the same Transform graph
 function the pipeline embeds (``preprocess_images``), so the numbers are those the pipeline

@@ -3,7 +3,8 @@
 The head sees the last feature map twice: averaged over the whole crop, and its centre cells
 kept in place. An SVHN crop is centred on the labelled digit but holds its neighbours too
 (the box is widened to a square); averaged alone, a neighbouring 1 counts as much as the
-centre digit, and real 4s, 3s and 2s next to a 1 were read as 1 (bench/results/head.json).
+centre digit, and real 4s, 3s and 2s next to a 1 were read as 1
+(bench/results/ablation_head.json).
 
 It outputs logits, not probabilities: softmax and the calibration temperature are
 applied in the exported serving graph, so that temperature scaling can be fitted after
@@ -58,11 +59,11 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     x = PerImageStandardization()(inputs)
     for filters in CONV_FILTERS:
         x = _conv_block(x, filters)
-    pooled = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Concatenate()([
-        pooled, keras.layers.Flatten()(keras.layers.Cropping2D(CENTRE_CROP)(x))]) \
-        if centre_head else pooled
-    x = keras.layers.Dropout(DROPOUT)(x)
+    features = keras.layers.GlobalAveragePooling2D()(x)
+    if centre_head:
+        centre = keras.layers.Flatten()(keras.layers.Cropping2D(CENTRE_CROP)(x))
+        features = keras.layers.Concatenate()([features, centre])
+    x = keras.layers.Dropout(DROPOUT)(features)
     x = keras.layers.Dense(DENSE_UNITS, activation="relu")(x)
     x = keras.layers.Dropout(DROPOUT)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
