@@ -69,10 +69,11 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
     colours = palette(rng, settings, plate)
 
     # surfaces (channels first): wall everywhere, plate where the plate mask is
+    busier = settings.busier_negative_walls
     img = texture(rng, r, colours["wall"], BUSY_TEXTURE_WEIGHTS
-                   if kind in ("background", "partial") else TEXTURE_WEIGHTS)
+                   if busier and kind in ("background", "partial") else TEXTURE_WEIGHTS)
     # a crop of bare background is mostly a crop of something busy in a street photo
-    clutter = BACKGROUND_CLUTTER_PROBABILITY if kind == "background" else \
+    clutter = BACKGROUND_CLUTTER_PROBABILITY if busier and kind == "background" else \
         settings.clutter_probability
     if rng.random() < clutter:
         img = draw_clutter(rng, img, colours["wall"])

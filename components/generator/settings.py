@@ -44,13 +44,17 @@ class GeneratorSettings:
     low_contrast_fraction: float = 0.3    # digit/background luminance difference in LOW_CONTRAST
     hard_shadow_probability: float = 0.2  # a cast shadow edge across the crop
     clutter_probability: float = 0.35     # photo-like clutter (windows, wires, edges) behind
+    busier_negative_walls: bool = True    # bare-wall and cut-digit negatives: busier walls, more
+    # clutter (False gives them the digit crops' walls: no better on real crops, bench/ablation.py)
     # camera: real crops are soft and nearly noise-free at 32 px (most are upsampled from a
     # small box); bench/domain_gap.py compares their spectra with these images
     blur_sigma: float = 2.5               # max gaussian blur sigma, output pixels
     low_res_probability: float = 0.7      # image comes from a smaller source region, upsampled
     min_source_fraction: float = 0.5      # smallest source resolution, of ``size``
     noise_sigma: float = 4.0              # max sensor noise, of 255
-    negative_weights: Tuple[float, ...] = (0.24, 0.18, 0.16, 0.36, 0.06)  # NEGATIVE_KINDS
+    # NEGATIVE_KINDS; letters are few: each one teaches that a digit-sized glyph can be no
+    # digit, and real digits in unusual lettering were then called "no digit" (bench/ablation.py)
+    negative_weights: Tuple[float, ...] = (0.24, 0.22, 0.04, 0.40, 0.06)
 
     def __post_init__(self):
         if self.size < 8 or self.supersample < 1:
