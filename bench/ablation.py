@@ -78,6 +78,13 @@ HEAD_ROWS = {
     "global average only (the model before)": dict(model=dict(centre_head=False)),
 }
 
+# The network's size, from scratch on today's generator: does more capacity read real digits?
+SIZE_ROWS = {
+    "today's model (32/64/128 filters, one conv a block)": {},
+    "two convs a block": dict(model=dict(convs_per_block=2)),
+    "1.5x the filters (48/96/192)": dict(model=dict(conv_filters=(48, 96, 192))),
+}
+
 
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""

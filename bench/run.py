@@ -31,7 +31,7 @@ RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
 FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
 ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
-         "ablation_negatives", "training",
+         "ablation_negatives", "ablation_size", "training",
          "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -39,6 +39,7 @@ TITLES = {
     "ablation_warm": "1c. Generator changes on real crops, fine-tuned from pretrained/ as make demo is",
     "ablation_head": "1e. The model's head on real crops, from scratch",
     "ablation_negatives": "1f. The no-digit kinds on real crops, from scratch, two seeds",
+    "ablation_size": "1g. The network's size on real crops, from scratch",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -53,12 +54,14 @@ FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=
             ablation_train=20_000, ablation_steps=1_500, ablation_warm_train=10_000,
             ablation_warm_steps=800, ablation_head_train=20_000, ablation_head_steps=1_500,
             ablation_negatives_train=20_000, ablation_negatives_steps=1_500,
+            ablation_size_train=20_000, ablation_size_steps=1_500,
             domain_gap_images=2_000, abuse_requests=10_000,
             abuse_burst=256, abuse_idle=100, portable_train=2_000, portable_eval=500)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
              scaling_sizes=(), ablation_train=300, ablation_steps=10, ablation_warm_train=300,
              ablation_warm_steps=10, ablation_head_train=300, ablation_head_steps=10,
              ablation_negatives_train=300, ablation_negatives_steps=10,
+             ablation_size_train=300, ablation_size_steps=10,
              domain_gap_images=50, abuse_requests=60,
              abuse_burst=16, abuse_idle=10, portable_train=100, portable_eval=50)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
@@ -80,6 +83,7 @@ def save(name: str, result: dict, quick: bool) -> None:
 def tables(results_dir: str) -> str:
     modules = {"quality": quality, "ablation": ablation, "ablation_warm": ablation,
                "ablation_head": ablation, "ablation_negatives": ablation,
+               "ablation_size": ablation,
                "domain_gap": domain_gap, "training": training,
                "transform": transform, "portable": portable, "serving": serving, "abuse": abuse,
                "scaling": scaling}
@@ -174,7 +178,8 @@ def main(argv=None) -> int:
             ("ablation_warm", ablation.WARM_ROWS,
              os.path.join(configs.PRETRAINED_DIR, "weights.h5")),
             ("ablation_head", ablation.HEAD_ROWS, None),
-            ("ablation_negatives", ablation.NEGATIVE_ROWS, None)):
+            ("ablation_negatives", ablation.NEGATIVE_ROWS, None),
+            ("ablation_size", ablation.SIZE_ROWS, None)):
         if name in selected:
             print(f"bench: {TITLES[name]}", flush=True)
             rows = all_rows if not args.quick else dict(list(all_rows.items())[:1])

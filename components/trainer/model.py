@@ -33,8 +33,8 @@ class PerImageStandardization(keras.layers.Layer):
         return tf.image.per_image_standardization(images)
 
 
-def _conv_block(x, filters: int):
-    for _ in range(CONVS_PER_BLOCK):
+def _conv_block(x, filters: int, convs: int):
+    for _ in range(convs):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                 kernel_regularizer=keras.regularizers.l2(WEIGHT_DECAY))(x)
         x = keras.layers.BatchNormalization()(x)
@@ -43,10 +43,13 @@ def _conv_block(x, filters: int):
 
 
 def build_model(learning_rate: float, decay_steps: int = 0,
-                num_classes: int = schema.NUM_CLASSES, centre_head: bool = True) -> keras.Model:
+                num_classes: int = schema.NUM_CLASSES, centre_head: bool = True,
+                conv_filters=CONV_FILTERS, convs_per_block: int = CONVS_PER_BLOCK,
+                dense_units: int = DENSE_UNITS) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
-    ``centre_head=False`` the global-average head alone, as before, for the benchmark).
+    ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
+    so that the benchmark can try others).
 
     With ``decay_steps``, the learning rate follows a cosine down to FINAL_LR_FRACTION of
     itself: a constant rate leaves the last weights (the ones exported) noisy by several
@@ -57,14 +60,14 @@ def build_model(learning_rate: float, decay_steps: int = 0,
             learning_rate, decay_steps, alpha=FINAL_LR_FRACTION)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name=TRANSFORMED_IMAGE_KEY)
     x = PerImageStandardization()(inputs)
-    for filters in CONV_FILTERS:
-        x = _conv_block(x, filters)
+    for filters in conv_filters:
+        x = _conv_block(x, filters, convs_per_block)
     features = keras.layers.GlobalAveragePooling2D()(x)
     if centre_head:
         centre = keras.layers.Flatten()(keras.layers.Cropping2D(CENTRE_CROP)(x))
         features = keras.layers.Concatenate()([features, centre])
     x = keras.layers.Dropout(DROPOUT)(features)
-    x = keras.layers.Dense(DENSE_UNITS, activation="relu")(x)
+    x = keras.layers.Dense(dense_units, activation="relu")(x)
     x = keras.layers.Dropout(DROPOUT)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     model = keras.Model(inputs, logits, name="svhn_cnn")
