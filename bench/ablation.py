@@ -72,6 +72,13 @@ NEGATIVE_ROWS = {
     for seed in (0, 1)}
 
 
+# How much of the crop the labelled digit's box fills, from scratch, two seeds each.
+DIGIT_SIZE_ROWS = {
+    f"box {low}-1.0 of the crop side{note}, seed {seed}": dict(digit_height=(low, 1.0), seed=seed)
+    for low, note in ((0.6, " (today's default)"), (0.7, ""), (0.8, ""))
+    for seed in (0, 1)}
+
+
 # The model's head, from scratch on today's generator (the rows above keep the model).
 HEAD_ROWS = {
     "global average and centre cells (today's model)": {},

@@ -31,7 +31,7 @@ RESULTS_MD = os.path.join(REPO, "bench", "RESULTS.md")
 FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
 ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
-         "ablation_negatives", "ablation_size", "training",
+         "ablation_negatives", "ablation_size", "ablation_digit_size", "training",
          "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -40,6 +40,7 @@ TITLES = {
     "ablation_head": "1e. The model's head on real crops, from scratch",
     "ablation_negatives": "1f. The no-digit kinds on real crops, from scratch, two seeds",
     "ablation_size": "1g. The network's size on real crops, from scratch",
+    "ablation_digit_size": "1h. The digit's size in the crop, real crops, from scratch, two seeds",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -55,6 +56,7 @@ FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=
             ablation_warm_steps=800, ablation_head_train=20_000, ablation_head_steps=1_500,
             ablation_negatives_train=20_000, ablation_negatives_steps=1_500,
             ablation_size_train=20_000, ablation_size_steps=1_500,
+            ablation_digit_size_train=20_000, ablation_digit_size_steps=1_500,
             domain_gap_images=2_000, abuse_requests=10_000,
             abuse_burst=256, abuse_idle=100, portable_train=2_000, portable_eval=500)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
@@ -62,6 +64,7 @@ QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds
              ablation_warm_steps=10, ablation_head_train=300, ablation_head_steps=10,
              ablation_negatives_train=300, ablation_negatives_steps=10,
              ablation_size_train=300, ablation_size_steps=10,
+             ablation_digit_size_train=300, ablation_digit_size_steps=10,
              domain_gap_images=50, abuse_requests=60,
              abuse_burst=16, abuse_idle=10, portable_train=100, portable_eval=50)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
@@ -83,7 +86,7 @@ def save(name: str, result: dict, quick: bool) -> None:
 def tables(results_dir: str) -> str:
     modules = {"quality": quality, "ablation": ablation, "ablation_warm": ablation,
                "ablation_head": ablation, "ablation_negatives": ablation,
-               "ablation_size": ablation,
+               "ablation_size": ablation, "ablation_digit_size": ablation,
                "domain_gap": domain_gap, "training": training,
                "transform": transform, "portable": portable, "serving": serving, "abuse": abuse,
                "scaling": scaling}
@@ -179,7 +182,8 @@ def main(argv=None) -> int:
              os.path.join(configs.PRETRAINED_DIR, "weights.h5")),
             ("ablation_head", ablation.HEAD_ROWS, None),
             ("ablation_negatives", ablation.NEGATIVE_ROWS, None),
-            ("ablation_size", ablation.SIZE_ROWS, None)):
+            ("ablation_size", ablation.SIZE_ROWS, None),
+            ("ablation_digit_size", ablation.DIGIT_SIZE_ROWS, None)):
         if name in selected:
             print(f"bench: {TITLES[name]}", flush=True)
             rows = all_rows if not args.quick else dict(list(all_rows.items())[:1])
