@@ -31,6 +31,20 @@ FONTS_BEFORE = tuple((face, 1.0) for face in (   # the generator's fonts until i
     "DejaVuSerif-Bold.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf", "cmr10.ttf", "cmb10.ttf",
     "cmss10.ttf", "cmtt10.ttf"))
 
+
+def negatives_without(*kinds) -> dict:
+    """The settings change that never draws these no-digit kinds (the others keep their weights)."""
+    weights = GeneratorSettings().negative_weights
+    return dict(negative_weights=tuple(0.0 if kind in kinds else weight
+                                       for kind, weight in zip(NEGATIVE_KINDS, weights)))
+
+
+def two_seeds(rows: dict) -> dict:
+    """Each row at seeds 0 and 1: where one seed's spread is as large as the effect."""
+    return {f"{name}, seed {seed}": {**change, "seed": seed}
+            for name, change in rows.items() for seed in (0, 1)}
+
+
 # Each row changes one thing against the current default, to show what that thing is worth.
 ROWS = {
     "default": {},
@@ -40,10 +54,7 @@ ROWS = {
                                               low_res_probability=0.45,
                                               low_contrast_fraction=0.15),
     "no neighbouring digits": dict(neighbours=False),
-    "no cut-off-digit negatives (partial, zoom)": dict(
-        negative_weights=tuple(0.0 if kind in ("partial", "zoom") else weight for kind, weight
-                               in zip(NEGATIVE_KINDS,
-                                      GeneratorSettings().negative_weights))),
+    "no cut-off-digit negatives (partial, zoom)": negatives_without("partial", "zoom"),
     "half as many no-digit images": dict(
         no_digit_fraction=GeneratorSettings().no_digit_fraction / 2),
 }
@@ -61,22 +72,18 @@ WARM_ROWS = {
 }
 
 
-# The no-digit kinds, from scratch, two seeds each: one seed's spread is as large as the effect.
+# The no-digit kinds, from scratch.
 LETTERS_BEFORE = (0.24, 0.18, 0.16, 0.36, 0.06)   # negative_weights until this row set
-NEGATIVE_ROWS = {
-    f"{name}, seed {seed}": {**change, "seed": seed}
-    for name, change in (
-        ("letters 4% of negatives (today's default)", {}),
-        ("letters 16% (before)", dict(negative_weights=LETTERS_BEFORE)),
-        ("no letters", dict(negative_weights=(0.24, 0.22, 0.0, 0.40, 0.06))))
-    for seed in (0, 1)}
+NEGATIVE_ROWS = two_seeds({
+    "letters 4% of negatives (today's default)": {},
+    "letters 16% (before)": dict(negative_weights=LETTERS_BEFORE),
+    "no letters": negatives_without("letters")})
 
 
-# How much of the crop the labelled digit's box fills, from scratch, two seeds each.
-DIGIT_SIZE_ROWS = {
-    f"box {low}-1.0 of the crop side{note}, seed {seed}": dict(digit_height=(low, 1.0), seed=seed)
-    for low, note in ((0.6, " (today's default)"), (0.7, ""), (0.8, ""))
-    for seed in (0, 1)}
+# How much of the crop the labelled digit's box fills, from scratch.
+DIGIT_SIZE_ROWS = two_seeds({
+    f"box {low}-1.0 of the crop side{note}": dict(digit_height=(low, 1.0))
+    for low, note in ((0.6, " (today's default)"), (0.7, ""), (0.8, ""))})
 
 
 # The model's head, from scratch on today's generator (the rows above keep the model).

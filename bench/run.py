@@ -53,21 +53,25 @@ TITLES = {
 FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=200,
             serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000),
             ablation_train=20_000, ablation_steps=1_500, ablation_warm_train=10_000,
-            ablation_warm_steps=800, ablation_head_train=20_000, ablation_head_steps=1_500,
-            ablation_negatives_train=20_000, ablation_negatives_steps=1_500,
-            ablation_size_train=20_000, ablation_size_steps=1_500,
-            ablation_digit_size_train=20_000, ablation_digit_size_steps=1_500,
+            ablation_warm_steps=800,
             domain_gap_images=2_000, abuse_requests=10_000,
             abuse_burst=256, abuse_idle=100, portable_train=2_000, portable_eval=500)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
              scaling_sizes=(), ablation_train=300, ablation_steps=10, ablation_warm_train=300,
-             ablation_warm_steps=10, ablation_head_train=300, ablation_head_steps=10,
-             ablation_negatives_train=300, ablation_negatives_steps=10,
-             ablation_size_train=300, ablation_size_steps=10,
-             ablation_digit_size_train=300, ablation_digit_size_steps=10,
+             ablation_warm_steps=10,
              domain_gap_images=50, abuse_requests=60,
              abuse_burst=16, abuse_idle=10, portable_train=100, portable_eval=50)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
+# Each ablation's rows and base weights: from scratch as make pretrain trains (the sizes
+# ablation_train/_steps), or fine-tuning pretrained/ as make demo does (ablation_warm_*).
+ABLATIONS = {
+    "ablation": (ablation.ROWS, None),
+    "ablation_warm": (ablation.WARM_ROWS, os.path.join(configs.PRETRAINED_DIR, "weights.h5")),
+    "ablation_head": (ablation.HEAD_ROWS, None),
+    "ablation_negatives": (ablation.NEGATIVE_ROWS, None),
+    "ablation_size": (ablation.SIZE_ROWS, None),
+    "ablation_digit_size": (ablation.DIGIT_SIZE_ROWS, None),
+}
 
 
 def machine() -> dict:
@@ -84,9 +88,7 @@ def save(name: str, result: dict, quick: bool) -> None:
 
 
 def tables(results_dir: str) -> str:
-    modules = {"quality": quality, "ablation": ablation, "ablation_warm": ablation,
-               "ablation_head": ablation, "ablation_negatives": ablation,
-               "ablation_size": ablation, "ablation_digit_size": ablation,
+    modules = {"quality": quality, **{name: ablation for name in ABLATIONS},
                "domain_gap": domain_gap, "training": training,
                "transform": transform, "portable": portable, "serving": serving, "abuse": abuse,
                "scaling": scaling}
@@ -175,20 +177,13 @@ def main(argv=None) -> int:
             return max(found, key=lambda u: int(u.split(os.sep)[-1 if parts[-1] == "*" else -2]))
         model_dir = newest("SvhnTrainer", "model", "*", "Format-Serving")
 
-    # from scratch as make pretrain trains, and fine-tuning pretrained/ as make demo does
-    for name, all_rows, warm_start in (
-            ("ablation", ablation.ROWS, None),
-            ("ablation_warm", ablation.WARM_ROWS,
-             os.path.join(configs.PRETRAINED_DIR, "weights.h5")),
-            ("ablation_head", ablation.HEAD_ROWS, None),
-            ("ablation_negatives", ablation.NEGATIVE_ROWS, None),
-            ("ablation_size", ablation.SIZE_ROWS, None),
-            ("ablation_digit_size", ablation.DIGIT_SIZE_ROWS, None)):
+    for name, (all_rows, warm_start) in ABLATIONS.items():
         if name in selected:
             print(f"bench: {TITLES[name]}", flush=True)
             rows = all_rows if not args.quick else dict(list(all_rows.items())[:1])
-            result = ablation.run(DEV_DIR, FORMAT1_DIR, size[f"{name}_train"],
-                                  size[f"{name}_steps"], rows, warm_start=warm_start)
+            recipe = "ablation_warm" if warm_start else "ablation"
+            result = ablation.run(DEV_DIR, FORMAT1_DIR, size[f"{recipe}_train"],
+                                  size[f"{recipe}_steps"], rows, warm_start=warm_start)
             save(name, result, args.quick)
             print(ablation.table(result), flush=True)
     if "domain_gap" in selected:
