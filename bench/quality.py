@@ -124,11 +124,10 @@ def train_demo_recipe(root: str, train: int, eval_: int, steps: int, beam_args=N
     from svhn_tfx.pipeline import svhn_pipeline
     data = os.path.join(root, "data")
     workers = os.cpu_count() or 1
-    if not os.path.isdir(os.path.join(data, schema.EVAL_SPLIT)):
-        write_split(generate(train, 0, workers=workers), data, schema.TRAIN_SPLIT,
-                    overwrite=True)
-        write_split(generate(eval_, EVAL_SEED_OFFSET, workers=workers), data, schema.EVAL_SPLIT,
-                    overwrite=True)
+    # Generated afresh each run: data kept from an earlier run would be an older generator's.
+    write_split(generate(train, 0, workers=workers), data, schema.TRAIN_SPLIT, overwrite=True)
+    write_split(generate(eval_, EVAL_SEED_OFFSET, workers=workers), data, schema.EVAL_SPLIT,
+                overwrite=True)
     tfx.orchestration.LocalDagRunner().run(svhn_pipeline.create_pipeline(
         pipeline_name="bench-quality", pipeline_root=os.path.join(root, "pipeline"),
         data_root=data, serving_model_dir=os.path.join(root, "serving"),
