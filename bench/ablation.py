@@ -107,6 +107,12 @@ AUGMENT_ROWS = two_seeds({
     "not augmented (before)": dict(augment=False)})
 
 
+# The share of no-digit images, from scratch, with today's augmentation.
+NO_DIGIT_ROWS = two_seeds({
+    "no digit 6% of the images (today's default)": {},
+    "no digit 10% (before)": dict(no_digit_fraction=0.10)})
+
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE
