@@ -134,7 +134,7 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     ``model_options`` are ``build_model`` keyword arguments."""
     import tensorflow as tf
     import tf_keras as keras
-    from svhn_tfx.components.trainer.augment import augment
+    from svhn_tfx.components.trainer.augment import augmented_batches
     from svhn_tfx.components.trainer.calibration import calibrate
     from svhn_tfx.components.trainer.model import build_model
     start = time.perf_counter()
@@ -150,7 +150,7 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     train = tf.data.Dataset.from_tensor_slices((images[~held_out], labels[~held_out])) \
         .shuffle(SHUFFLE_BUFFER, seed=seed).repeat().batch(configs.BATCH_SIZE)
     if augmented:
-        train = train.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        train = augmented_batches(train, seed)
     start = time.perf_counter()
     net.fit(train.prefetch(2), steps_per_epoch=steps, epochs=1, verbose=0)
     trained_s = time.perf_counter() - start

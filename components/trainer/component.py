@@ -29,7 +29,7 @@ from tfx.utils import path_utils
 from svhn_tfx import schema as record_schema
 from svhn_tfx.components import PROGRESS_PREFIX, trust
 from svhn_tfx.components.trainer import recipe
-from svhn_tfx.components.trainer.augment import augment
+from svhn_tfx.components.trainer.augment import augmented_batches
 from svhn_tfx.components.trainer.calibration import (CALIBRATION_BUCKETS, calibrate,
                                             is_calibration_record, logits_and_labels)
 from svhn_tfx.components.trainer.export import export_serving_model
@@ -124,7 +124,7 @@ def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuff
 
     ``cache_file``: decode each image once, on the first pass, and read the decoded tensors
     back from this local file on every later pass (12 KB an image). ``augmented``: each
-    decoded batch through ``augment.augment`` (training input only).
+    decoded batch through ``augment.augment``, seeded by ``seed`` (training input only).
     """
     pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
     files = sorted(tfx.dsl.io.fileio.glob(pattern))
@@ -153,7 +153,7 @@ def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuff
     if not cache_file:
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     if augmented:
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = augmented_batches(ds, seed)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
