@@ -3,8 +3,7 @@
 Each row generates a training set with one ``GeneratorSettings``, trains the project's CNN
 (``build_model``, with the row's ``model`` options if it has any; ``seed`` picks the images
 and the initialisation, 0 unless the row says) on it in memory for a fixed
-number of steps, its batches augmented as the Trainer's are (unless the row says
-``augment=False``), fits the temperature and the abstention threshold on a generated hold-out
+number of steps, fits the temperature and the abstention threshold on a generated hold-out
 (as the Trainer does), and scores the result on
 the real development crops (``../shared/data/svhn-real-dev``, never trained on) and the real
 background crops of the shared format-1 photos. Images go through the same Transform graph
@@ -101,13 +100,7 @@ SIZE_ROWS = {
 }
 
 
-# Training-time augmentation (components/trainer/augment.py), from scratch.
-AUGMENT_ROWS = two_seeds({
-    "augmented: inverted, recoloured, shifted (today's trainer)": {},
-    "not augmented (before)": dict(augment=False)})
-
-
-# The share of no-digit images, from scratch, with today's augmentation.
+# The share of no-digit images, from scratch.
 NO_DIGIT_ROWS = two_seeds({
     "no digit 6% of the images (today's default)": {},
     "no digit 10% (before)": dict(no_digit_fraction=0.10)})
@@ -127,14 +120,12 @@ def decode(blobs) -> np.ndarray:
 
 
 def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
-                    seed: int = 0, warm_start: str = None, model_options=None,
-                    augmented: bool = True) -> dict:
+                    seed: int = 0, warm_start: str = None, model_options=None) -> dict:
     """Trains from scratch at the from-scratch rate (``make pretrain``'s) or, given
     ``warm_start`` (a weights.h5), fine-tunes it at the demo's rate, as ``make demo`` does.
     ``model_options`` are ``build_model`` keyword arguments."""
     import tensorflow as tf
     import tf_keras as keras
-    from svhn_tfx.components.trainer.augment import augmented_batches
     from svhn_tfx.components.trainer.calibration import calibrate
     from svhn_tfx.components.trainer.model import build_model
     start = time.perf_counter()
@@ -148,11 +139,9 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     if warm_start is not None:
         net.load_weights(warm_start)
     train = tf.data.Dataset.from_tensor_slices((images[~held_out], labels[~held_out])) \
-        .shuffle(SHUFFLE_BUFFER, seed=seed).repeat().batch(configs.BATCH_SIZE)
-    if augmented:
-        train = augmented_batches(train, seed)
+        .shuffle(SHUFFLE_BUFFER, seed=seed).repeat().batch(configs.BATCH_SIZE).prefetch(2)
     start = time.perf_counter()
-    net.fit(train.prefetch(2), steps_per_epoch=steps, epochs=1, verbose=0)
+    net.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
     trained_s = time.perf_counter() - start
     calibration = calibrate(net.predict(images[held_out], verbose=0, batch_size=DECODE_BATCH),
                             labels[held_out], configs.TARGET_RISK)
@@ -182,12 +171,10 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
         change = dict(change)
         model_options = change.pop("model", None)
         seed = change.pop("seed", 0)
-        augmented = change.pop("augment", True)
         settings = dataclasses.replace(GeneratorSettings(), **change)
         print(f"bench: ablation '{name}'", flush=True)
         results[name] = train_and_score(settings, n, steps, real, seed=seed,
-                                        warm_start=warm_start, model_options=model_options,
-                                        augmented=augmented)
+                                        warm_start=warm_start, model_options=model_options)
     return {"train": n, "steps": steps, "warm_start": warm_start,
             "learning_rate": learning_rate(warm_start), "rows": results}
 

@@ -20,8 +20,7 @@ class GeneratorSettings:
     size: int = 32                        # output square side in pixels
     supersample: int = 2                  # render at size*supersample, then downscale
     no_digit_fraction: float = 0.06       # share of label-10 ("no digit") images; 10% made
-    # more real digits "no digit" without telling real backgrounds apart better, once training
-    # batches were augmented (bench/ablation.py)
+    # more real digits "no digit" without telling real backgrounds apart better (bench/ablation.py)
     jpeg_fraction: float = 0.2            # share stored as JPEG (the rest as PNG)
     jpeg_quality: Tuple[int, int] = (35, 95)
     neighbours: bool = True               # house numbers of several digits, cut at the crop edges

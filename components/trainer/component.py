@@ -3,10 +3,10 @@
 It reads the raw examples (encoded image bytes) and applies the Transform graph in its tf.data
 input, the same graph the exported model embeds, so decoding happens in parallel with training
 instead of in a Beam job that writes 12 KB of floats per image; each image is decoded once and
-cached on local disk for the later passes, and each training batch is augmented (augment.py).
-One training record in ten (by hash) is held out and never trained on: after training, a
-temperature and an abstention threshold are fitted on it (calibration.py). The exported
-SavedModel embeds the Transform graph and both numbers (export.py).
+cached on local disk for the later passes. One training record in ten (by hash) is held out
+and never trained on: after training, a temperature and an abstention threshold are fitted on
+it (calibration.py). The exported SavedModel embeds the Transform graph and both numbers
+(export.py).
 """
 import enum
 import hashlib
@@ -29,7 +29,6 @@ from tfx.utils import path_utils
 from svhn_tfx import schema as record_schema
 from svhn_tfx.components import PROGRESS_PREFIX, trust
 from svhn_tfx.components.trainer import recipe
-from svhn_tfx.components.trainer.augment import augmented_batches
 from svhn_tfx.components.trainer.calibration import (CALIBRATION_BUCKETS, calibrate,
                                             is_calibration_record, logits_and_labels)
 from svhn_tfx.components.trainer.export import export_serving_model
@@ -118,13 +117,11 @@ def examples_artifact(uri: str, split_names=(record_schema.TRAIN_SPLIT,
 
 def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuffle: bool,
                         seed: int = 0, records: Records = Records.ALL, repeat: bool = True,
-                        cache_file: Optional[str] = None,
-                        augmented: bool = False) -> tf.data.Dataset:
+                        cache_file: Optional[str] = None) -> tf.data.Dataset:
     """(image, label) batches: a split of raw GZIP TFRecords through the Transform graph.
 
     ``cache_file``: decode each image once, on the first pass, and read the decoded tensors
-    back from this local file on every later pass (12 KB an image). ``augmented``: each
-    decoded batch through ``augment.augment``, seeded by ``seed`` (training input only).
+    back from this local file on every later pass (12 KB an image).
     """
     pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
     files = sorted(tfx.dsl.io.fileio.glob(pattern))
@@ -152,8 +149,6 @@ def transformed_dataset(examples, split: str, tft_output, batch_size: int, shuff
     ds = ds.batch(batch_size, drop_remainder=shuffle)
     if not cache_file:
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if augmented:
-        ds = augmented_batches(ds, seed)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -212,7 +207,7 @@ def SvhnTrainer(
                                     shuffle=True, seed=seed,
                                     records=Records.ALL if has_calibration_split
                                     else Records.TRAINED_ON,
-                                    cache_file=os.path.join(cache_dir, "train"), augmented=True)
+                                    cache_file=os.path.join(cache_dir, "train"))
         history = net.fit(
             train, steps_per_epoch=steps_per_epoch, epochs=epochs,
             validation_data=validation, validation_steps=VALIDATION_STEPS, verbose=2,
