@@ -94,9 +94,11 @@ HEAD_ROWS = {
 
 # The network's size, from scratch on today's generator: does more capacity read real digits?
 SIZE_ROWS = {
-    "today's model (32/64/128 filters, one conv a block)": {},
-    "two convs a block": dict(model=dict(convs_per_block=2)),
-    "1.5x the filters (48/96/192)": dict(model=dict(conv_filters=(48, 96, 192))),
+    "one conv a block (32/64/128 filters; the model until make pretrain trained longer)":
+        dict(model=dict(convs_per_block=1)),
+    "two convs a block (today's model)": {},
+    "1.5x the filters (48/96/192), one conv a block":
+        dict(model=dict(conv_filters=(48, 96, 192), convs_per_block=1)),
 }
 
 

@@ -64,7 +64,7 @@ CHUNK = 500                 # images per generation task
 EVAL_BATCH = 1024
 ECE_BINS = 15
 
-SMALL = dict(conv_filters=(32, 64, 128), convs_per_block=1, dense_units=256)   # model.py
+SMALL = dict(conv_filters=(32, 64, 128), convs_per_block=1, dense_units=256)   # model.py then
 LARGE = dict(conv_filters=(64, 128, 256), convs_per_block=2, dense_units=512)
 RECIPE = dict(learning_rate=3e-3, final_lr_fraction=0.02, batch_size=128, dropout=0.3,
               weight_decay=1e-4)

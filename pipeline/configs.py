@@ -61,9 +61,9 @@ BATCH_SIZE = recipe.BATCH_SIZE
 LEARNING_RATE = recipe.FINE_TUNE_LEARNING_RATE if WARM_START_DIR else recipe.LEARNING_RATE
 
 # `make pretrain`: the longer recipe the warm-start weights come from (generated data only).
-PRETRAIN_TRAIN_EXAMPLES = int(os.environ.get("SVHN_TFX_PRETRAIN_TRAIN", "100000"))
+PRETRAIN_TRAIN_EXAMPLES = int(os.environ.get("SVHN_TFX_PRETRAIN_TRAIN", "300000"))
 PRETRAIN_EVAL_EXAMPLES = 4000
-PRETRAIN_STEPS = int(os.environ.get("SVHN_TFX_PRETRAIN_STEPS", "9000"))
+PRETRAIN_STEPS = int(os.environ.get("SVHN_TFX_PRETRAIN_STEPS", "30000"))
 PRETRAIN_LEARNING_RATE = recipe.LEARNING_RATE   # from scratch
 PRETRAIN_SEED = 100   # a different generator seed from the demo's data
 
