@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.stats import beta
 
 NUM_CLASSES = 11
 NO_DIGIT = 10
@@ -21,6 +22,11 @@ SCORE_BINS = 1000  # histogram resolution of the streaming AUROC / FPR@TPR
 SCORE_LOGIT_RANGE = 12.0  # score bins split logit(score) in [-12, 12], i.e. 6e-6 .. 1 - 6e-6
 TARGET_TPR = 0.95
 TARGET_RISK = 0.01
+# The threshold keeps TARGET_RISK with this confidence: the risk it is held to is the
+# Clopper-Pearson upper bound of the hold-out's error rate, not the rate itself (a rate
+# measured on a few hundred answers is itself a guess, and a threshold picked as the lowest
+# one whose measured rate passes is biased towards too low). None: the measured rate.
+RISK_CONFIDENCE = 0.95
 TOP_MISTAKES = 16
 PROB_FLOOR = 1e-12  # NLL of a zero probability is infinite; one such example would swamp the mean
 # Returned when no threshold meets the target risk: only predictions at confidence exactly 1.0
@@ -213,18 +219,41 @@ def risk_coverage_curve(confidences, correct) -> tuple[np.ndarray, np.ndarray]:
     return answered / len(order), np.cumsum(~correct[order]) / answered
 
 
-def choose_abstention_threshold(confidences, correct, target_risk: float = TARGET_RISK) -> float:
-    """Smallest threshold t with risk(confidence >= t) <= target_risk, i.e. maximal coverage.
+def risk_upper_bound(errors, answered, confidence: float = RISK_CONFIDENCE) -> np.ndarray:
+    """One-sided Clopper-Pearson upper bound of an error rate seen as ``errors`` of
+    ``answered``; ``confidence=None`` gives the rate itself."""
+    errors, answered = np.asarray(errors, np.float64), np.asarray(answered, np.float64)
+    if confidence is None:
+        return errors / answered
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bound = beta.ppf(confidence, errors + 1, answered - errors)
+    return np.where(errors >= answered, 1.0, bound)
+
+
+def min_answers_to_certify(target_risk: float = TARGET_RISK,
+                           confidence: float = RISK_CONFIDENCE) -> int:
+    """Answered digits a hold-out needs, all right, before any threshold can keep the promise:
+    299 for 1% at 95%."""
+    if confidence is None:
+        return 1
+    return math.ceil(math.log(1 - confidence) / math.log(1 - target_risk))
+
+
+def choose_abstention_threshold(confidences, correct, target_risk: float = TARGET_RISK,
+                                confidence: Optional[float] = RISK_CONFIDENCE) -> float:
+    """Smallest threshold t whose risk bound (``risk_upper_bound`` of the examples with
+    confidence >= t) is <= target_risk, i.e. maximal coverage under the promise.
 
     Candidates are the observed confidences (ties are answered together). Risk is not monotone
-    in t, so every candidate is checked. Returns FALLBACK_THRESHOLD if none meets the target.
+    in t, so every candidate is checked. Returns FALLBACK_THRESHOLD if none meets the target
+    (with the bound, always when fewer than ``min_answers_to_certify`` examples are given).
     """
     confidences, correct = _confidence_correct(confidences, correct)
     order = np.argsort(-confidences, kind="stable")
     sorted_conf = confidences[order]
     group_end = np.flatnonzero(np.r_[sorted_conf[1:] != sorted_conf[:-1], True])
     errors = np.cumsum(~correct[order])[group_end]
-    meets = errors / (group_end + 1) <= target_risk  # same arithmetic as ``selective``
+    meets = risk_upper_bound(errors, group_end + 1, confidence) <= target_risk
     if not meets.any():
         return FALLBACK_THRESHOLD
     return float(sorted_conf[group_end[np.flatnonzero(meets)[-1]]])

@@ -124,29 +124,66 @@ def test_temperature_scaling_repairs_an_overconfident_model(calibrated_logits):
 def test_abstention_threshold_by_hand():
     confidences = [0.9, 0.8, 0.7, 0.6, 0.5]
     correct = [1, 1, 0, 1, 1]
+    measured = dict(confidence=None)   # the rate itself, not its bound: countable by hand
     # Risk by threshold: 0, 0, 1/3, 1/4, 1/5 -- not monotone, so the lowest qualifying one wins.
-    assert trust.choose_abstention_threshold(confidences, correct, target_risk=0.25) == 0.5
-    assert trust.choose_abstention_threshold(confidences, correct, target_risk=0.1) == 0.8
+    assert trust.choose_abstention_threshold(confidences, correct, 0.25, **measured) == 0.5
+    assert trust.choose_abstention_threshold(confidences, correct, 0.1, **measured) == 0.8
     # Ties are answered together: at 0.9 the risk is 1/2.
-    assert trust.choose_abstention_threshold([0.9, 0.9, 0.5], [1, 0, 1], target_risk=0.4) == 0.5
-    assert (trust.choose_abstention_threshold([0.9, 0.9, 0.5], [1, 0, 1], target_risk=0.2)
+    assert trust.choose_abstention_threshold([0.9, 0.9, 0.5], [1, 0, 1], 0.4, **measured) == 0.5
+    assert (trust.choose_abstention_threshold([0.9, 0.9, 0.5], [1, 0, 1], 0.2, **measured)
             == trust.FALLBACK_THRESHOLD)
     assert trust.selective(confidences, correct, 0.6) == (0.8, 0.25)
     assert trust.selective(confidences, correct, 0.95) == (0.0, 0.0)
+    # With the default 95% bound, two right answers show nothing below 0.78 risk.
+    assert (trust.choose_abstention_threshold(confidences, correct, 0.25)
+            == trust.FALLBACK_THRESHOLD)
 
 
-def test_abstention_threshold_meets_target_with_maximal_coverage():
+def test_risk_bound_is_clopper_pearson():
+    # 0 errors in n: the bound solves (1 - p)^n = 1 - confidence.
+    for n in (1, 10, 299):
+        assert trust.risk_upper_bound(0, n) == pytest.approx(1 - 0.05 ** (1 / n))
+    assert trust.min_answers_to_certify(0.01, 0.95) == 299
+    assert trust.risk_upper_bound(0, 299) <= 0.01 < trust.risk_upper_bound(0, 298)
+    # 5 errors in 1000: the exact binomial tail at the bound is 5%.
+    from scipy.stats import binom
+    bound = float(trust.risk_upper_bound(5, 1000))
+    assert binom.cdf(5, 1000, bound) == pytest.approx(0.05, abs=1e-9)
+    assert trust.risk_upper_bound(3, 3) == 1.0
+    assert trust.risk_upper_bound(5, 1000, confidence=None) == 0.005
+
+
+@pytest.mark.parametrize("confidence", [None, 0.95])
+def test_abstention_threshold_meets_target_with_maximal_coverage(confidence):
     rng = np.random.default_rng(2)
     confidences = 0.5 + 0.5 * rng.random(3000)
     correct = rng.random(3000) < confidences  # calibrated
     target = 0.05  # about a fifth of the examples qualify, with some errors among them
-    threshold = trust.choose_abstention_threshold(confidences, correct, target)
+    threshold = trust.choose_abstention_threshold(confidences, correct, target, confidence)
     coverage, risk = trust.selective(confidences, correct, threshold)
-    assert 0 < risk <= target and 0.1 < coverage < 0.5
-    next_lower = confidences[confidences < threshold].max()  # answers one more example
-    assert trust.selective(confidences, correct, next_lower)[1] > target
-    for lower in confidences[confidences < threshold]:
-        assert trust.selective(confidences, correct, lower)[1] > target
+    assert 0 < risk <= target and 0.05 < coverage < 0.5
+
+    def bound(t):
+        answered = confidences >= t
+        return trust.risk_upper_bound((answered & ~correct).sum(), answered.sum(), confidence)
+    assert bound(threshold) <= target
+    for lower in confidences[confidences < threshold]:   # each answers more examples
+        assert bound(lower) > target
+
+
+def test_the_bound_answers_less_than_the_measured_rate_and_keeps_the_promise_more_often():
+    """On calibrated confidences, thresholds fitted on 1,000 examples and checked on fresh
+    ones: the measured rate's threshold breaks a 5% promise about half the time, the bound's
+    far less often."""
+    rng = np.random.default_rng(0)
+    target, broken = 0.05, {None: 0, 0.95: 0}
+    for _ in range(40):
+        fit, check = (0.5 + 0.5 * rng.random(1000) for _ in range(2))
+        fit_right, check_right = rng.random(1000) < fit, rng.random(1000) < check
+        for confidence in broken:
+            t = trust.choose_abstention_threshold(fit, fit_right, target, confidence)
+            broken[confidence] += trust.selective(check, check_right, t)[1] > target
+    assert broken[0.95] <= 4 < 12 <= broken[None]
 
 
 def test_risk_coverage_curve_by_hand():

@@ -4,10 +4,12 @@ Softmax outputs of a trained CNN are over-confident. Temperature scaling (Guo et
 "On Calibration of Modern Neural Networks") divides the logits by one scalar T fitted by
 minimising NLL on data training never saw; it cannot change the arg-max, so accuracy is
 untouched. The abstention threshold is then chosen on the same held-out data: the lowest
-calibrated confidence at which answered digits are wrong at most ``target_risk`` of the time.
+calibrated confidence at which answered digits are wrong at most ``target_risk`` of the time,
+with 95% confidence (``trust.RISK_CONFIDENCE``: the upper bound of the measured rate).
 """
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from svhn_tfx.components import trust
 from svhn_tfx.schema.signatures import ANSWER_KINDS, ANSWER_SHARES
@@ -45,6 +47,13 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, target_risk: float) -> dic
         digit_confidence, digit_right = confidence[says_digit], (predicted == labels)[says_digit]
         threshold = trust.choose_abstention_threshold(digit_confidence, digit_right, target_risk)
         coverage, risk = trust.selective(digit_confidence, digit_right, threshold)
+        needed = trust.min_answers_to_certify(target_risk)
+        if threshold == trust.FALLBACK_THRESHOLD and says_digit.sum() < needed:
+            logging.warning(
+                "calibration: %d held-out digits cannot show risk <= %g with %g confidence "
+                "(it takes at least %d, all right): the model will answer almost nothing; "
+                "train on more examples or give a larger calibration split",
+                says_digit.sum(), target_risk, trust.RISK_CONFIDENCE, needed)
     else:
         threshold, coverage, risk = trust.FALLBACK_THRESHOLD, 0.0, 0.0
     answered = says_digit & (confidence >= np.float32(threshold))
@@ -52,6 +61,7 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, target_risk: float) -> dic
         "temperature": float(temperature),
         "abstain_threshold": float(threshold),
         "target_risk": target_risk,
+        "risk_confidence": trust.RISK_CONFIDENCE,
         "examples": int(len(labels)),
         "accuracy": float(np.mean(predicted == labels)),
         "nll_before": trust.nll(before, labels),
