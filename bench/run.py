@@ -32,7 +32,7 @@ FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
 ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_negatives", "ablation_size", "ablation_digit_size", "ablation_no_digit",
-         "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
+         "ablation_aspect", "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
@@ -42,6 +42,7 @@ TITLES = {
     "ablation_size": "1g. The network's size on real crops, from scratch",
     "ablation_digit_size": "1h. The digit's size in the crop, real crops, from scratch, two seeds",
     "ablation_no_digit": "1i. The share of no-digit images, real crops, from scratch, two seeds",
+    "ablation_aspect": "1j. The digits' width for their height, real crops, from scratch, two seeds",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -73,6 +74,7 @@ ABLATIONS = {
     "ablation_size": (ablation.SIZE_ROWS, None),
     "ablation_digit_size": (ablation.DIGIT_SIZE_ROWS, None),
     "ablation_no_digit": (ablation.NO_DIGIT_ROWS, None),
+    "ablation_aspect": (ablation.ASPECT_ROWS, None),
 }
 
 
