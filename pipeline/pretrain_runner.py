@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 
 from svhn_tfx import schema
 from svhn_tfx.components.converters.records import write_split
-from svhn_tfx.components.generator.synthetic import generate
+from svhn_tfx.components.generator.synthetic import fingerprint, generate
 from svhn_tfx.components.evaluator.blessing import OPEN_GATES
 from svhn_tfx.components.evaluator.component import newest_report
 from svhn_tfx.components.trainer.component import CALIBRATION_FILE, WEIGHTS_FILE
@@ -28,14 +28,26 @@ RECIPE_FILE = "recipe.json"
 
 
 def _write_data(data_root: str) -> None:
-    """Generated once and reused, like `make data`."""
+    """Generated once and reused while the generator, the count and the seed stay the same
+    (a fingerprint file beside each split says what made it); else generated anew."""
     workers = os.cpu_count() or 1
     for split, n, seed in ((schema.TRAIN_SPLIT, configs.PRETRAIN_TRAIN_EXAMPLES,
                             configs.PRETRAIN_SEED),
                            (schema.EVAL_SPLIT, configs.PRETRAIN_EVAL_EXAMPLES,
                             configs.PRETRAIN_SEED + 1)):
-        if not os.path.isdir(os.path.join(data_root, split)):
-            write_split(generate(n, seed, workers=workers), data_root, split)
+        wanted = fingerprint(n, seed)
+        marker = os.path.join(data_root, f".{split}.generator")
+        made = open(marker).read().strip() if os.path.exists(marker) else None
+        exists = os.path.isdir(os.path.join(data_root, split))
+        if exists and made == wanted:
+            print(f"pretrain: reusing {split} ({n} images, seed {seed}, same generator)")
+            continue
+        if exists:
+            print(f"pretrain: {split} was made by another generator, count or seed; "
+                  f"generating it again", flush=True)
+        write_split(generate(n, seed, workers=workers), data_root, split, overwrite=True)
+        with open(marker, "w") as f:
+            f.write(wanted + "\n")
 
 
 def _trained_model() -> tuple:

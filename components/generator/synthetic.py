@@ -21,8 +21,10 @@ so any shard can be generated on its own and results are reproducible. Fonts are
 ones in fonts.py (matplotlib's and 119 Google Fonts families from PyPI); nothing is downloaded.
 """
 import contextlib
+import hashlib
 import itertools
 import multiprocessing
+import os
 from typing import Iterator, Tuple
 
 import numpy as np
@@ -35,6 +37,18 @@ from svhn_tfx.components.generator.settings import GeneratorSettings
 # A generated eval split uses the train seed + EVAL_SEED_OFFSET: never the same images.
 EVAL_SEED_OFFSET = 1000
 GENERATE_CHUNK = 250     # images per task when rendering in several processes
+
+
+def fingerprint(n: int, seed: int, settings: GeneratorSettings = GeneratorSettings()) -> str:
+    """A digest of what ``generate(n, seed, settings)`` yields: the settings and the source
+    of this package, so that data made by an older generator is not taken for today's."""
+    digest = hashlib.sha256(f"{n} {seed} {settings!r}".encode())
+    package = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(package)):
+        if name.endswith(".py"):
+            with open(os.path.join(package, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()
 
 
 def render_example(rng: np.random.Generator, settings: GeneratorSettings = GeneratorSettings(),

@@ -1,0 +1,51 @@
+"""`make pretrain` reuses its generated data only while the generator that made it is today's."""
+import dataclasses
+import glob
+import os
+
+from svhn_tfx import schema
+from svhn_tfx.components.generator import synthetic
+from svhn_tfx.components.generator.settings import GeneratorSettings
+from svhn_tfx.pipeline import configs, pretrain_runner
+
+
+def _shards(root, split):
+    """Which files the split holds (rewriting with the same images makes new ones)."""
+    return {p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns)
+            for p in glob.glob(os.path.join(root, split, "*"))}
+
+
+def test_fingerprint_changes_with_the_settings_count_and_seed():
+    base = synthetic.fingerprint(100, 1)
+    assert synthetic.fingerprint(100, 1) == base
+    assert synthetic.fingerprint(101, 1) != base
+    assert synthetic.fingerprint(100, 2) != base
+    assert synthetic.fingerprint(100, 1, dataclasses.replace(
+        GeneratorSettings(), aspect_stretch=(0.75, 1.3))) != base
+
+
+def test_pretrain_data_is_reused_while_unchanged_and_remade_when_the_generator_changes(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(configs, "PRETRAIN_TRAIN_EXAMPLES", 12)
+    monkeypatch.setattr(configs, "PRETRAIN_EVAL_EXAMPLES", 6)
+    root = str(tmp_path)
+    pretrain_runner._write_data(root)
+    first = _shards(root, schema.TRAIN_SPLIT)
+    assert first
+
+    pretrain_runner._write_data(root)
+    assert _shards(root, schema.TRAIN_SPLIT) == first
+    assert "reusing train" in capsys.readouterr().out
+
+    # data of an older generator (its fingerprint differs) is not taken for today's
+    with open(os.path.join(root, f".{schema.TRAIN_SPLIT}.generator"), "w") as f:
+        f.write("made by another generator\n")
+    pretrain_runner._write_data(root)
+    out = capsys.readouterr().out
+    assert "train was made by another generator" in out and "reusing eval" in out
+    assert _shards(root, schema.TRAIN_SPLIT) != first
+
+    # as is a split whose fingerprint file is missing (made before there was one)
+    os.remove(os.path.join(root, f".{schema.EVAL_SPLIT}.generator"))
+    pretrain_runner._write_data(root)
+    assert "eval was made by another generator" in capsys.readouterr().out
