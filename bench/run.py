@@ -32,7 +32,8 @@ FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
 ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_negatives", "ablation_size", "ablation_digit_size", "ablation_no_digit",
-         "ablation_aspect", "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
+         "ablation_aspect", "training", "transform", "portable", "serving", "abuse",
+         "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",

@@ -37,7 +37,10 @@ def _write_data(data_root: str) -> None:
                             configs.PRETRAIN_SEED + 1)):
         wanted = fingerprint(n, seed)
         marker = os.path.join(data_root, f".{split}.generator")
-        made = open(marker).read().strip() if os.path.exists(marker) else None
+        made = None
+        if os.path.exists(marker):
+            with open(marker) as f:
+                made = f.read().strip()
         exists = os.path.isdir(os.path.join(data_root, split))
         if exists and made == wanted:
             print(f"pretrain: reusing {split} ({n} images, seed {seed}, same generator)")
