@@ -109,9 +109,10 @@ NO_DIGIT_ROWS = two_seeds({
 
 
 # How wide the digits are for their height, from scratch. SVHN's house numbers are tall and
-# narrow: the shared format-1 boxes (non-1 digits) are 0.43-0.77 as wide as high, median 0.55.
-# The generator's were 0.59-0.96, median 0.75 (now 0.45-0.77, median 0.59), and the weights
-# made from them read real crops stretched 1.1x horizontally 0.850 against 0.824 unstretched.
+# narrow: the shared format-1 boxes (125 non-1 digits) are 0.38-0.71 as wide as high (10th-90th
+# percentile), median 0.54. The generator's were about 0.59-0.96, median 0.75 (now 0.45-0.77,
+# median 0.59), and the weights made from them read real crops stretched 1.1x horizontally
+# 0.850 against 0.824 unstretched.
 ASPECT_ROWS = two_seeds({
     "lettering 0.75-1.3 as wide as the font (before)": dict(aspect_stretch=(0.75, 1.3)),
     "0.6-1.1 as wide": dict(aspect_stretch=(0.6, 1.1)),

@@ -37,7 +37,7 @@ class GeneratorSettings:
     box_padding: Tuple[float, float] = (0.0, 0.12)   # looseness of the annotated box, of height
     digit_gap: Tuple[float, float] = (-0.05, 0.25)    # space between digits (of digit height)
     aspect_stretch: Tuple[float, float] = (0.5, 0.95)  # condensed .. plain lettering: SVHN's
-    # digits are tall and narrow (the shared format-1 boxes of non-1 digits: median 0.55 as wide
+    # digits are tall and narrow (the shared format-1 boxes of non-1 digits: median 0.54 as wide
     # as high; this gives 0.59). 0.75-1.3 gave 0.75, and from scratch read real crops 0.79
     # against 0.84 (bench/ablation.py, ASPECT_ROWS)
     max_rotation_deg: float = 12.0
