@@ -10,7 +10,7 @@ from svhn_tfx.components.anomaly_gate import AnomalyGate
 from svhn_tfx.components.converters.records import find_splits
 from svhn_tfx.components.evaluator.blessing import Gates, split_gates_json
 from svhn_tfx.components.evaluator.component import SvhnEvaluator
-from svhn_tfx.components.trainer.component import SvhnTrainer, weights_fingerprint
+from svhn_tfx.components.trainer.component import SvhnTrainer, code_version, weights_fingerprint
 
 PREPROCESSING_FN = "svhn_tfx.components.transform.preprocessing.preprocessing_fn"
 RECORD_GLOB = "*.tfrecord.gz"
@@ -79,7 +79,9 @@ def create_pipeline(
         train_steps=train_steps,
         batch_size=batch_size,
         learning_rate=learning_rate,
-        target_risk=target_risk)
+        target_risk=target_risk,
+        # TFX's cache looks at inputs and parameters, not code: a changed model must retrain
+        code_version=code_version())
 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

@@ -1,4 +1,5 @@
-"""`make pretrain` reuses its generated data only while the generator that made it is today's."""
+"""Stale work is not reused: `make pretrain`'s generated data only while the generator that
+made it is today's, a cached Trainer only while the code that trains is today's."""
 import dataclasses
 import glob
 import os
@@ -6,7 +7,9 @@ import os
 from svhn_tfx import schema
 from svhn_tfx.components.generator import synthetic
 from svhn_tfx.components.generator.settings import GeneratorSettings
-from svhn_tfx.pipeline import configs, pretrain_runner
+from svhn_tfx.components.source_digest import source_digest
+from svhn_tfx.components.trainer.component import code_version
+from svhn_tfx.pipeline import configs, pretrain_runner, svhn_pipeline
 
 
 def _shards(root, split):
@@ -49,3 +52,30 @@ def test_pretrain_data_is_reused_while_unchanged_and_remade_when_the_generator_c
     os.remove(os.path.join(root, f".{schema.EVAL_SPLIT}.generator"))
     pretrain_runner._write_data(root)
     assert "eval was made by another generator" in capsys.readouterr().out
+
+
+def test_source_digest_follows_the_modules_code_and_nothing_else(tmp_path):
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "model.py").write_text("FILTERS = 32\n")
+    (package / "notes.txt").write_text("first")
+    base = source_digest(str(package))
+    assert source_digest(str(package)) == base
+    (package / "notes.txt").write_text("second")
+    assert source_digest(str(package)) == base
+    assert source_digest(str(package), extra="seed 1") != base
+    (package / "model.py").write_text("FILTERS = 48\n")
+    assert source_digest(str(package)) != base
+
+
+def test_the_pipeline_s_trainer_is_keyed_by_the_code_that_trains(tmp_path):
+    """TFX caches a step by its inputs and parameters: without the code's digest among them,
+    a run after a change to the model would hand back the model trained before it."""
+    pipeline = svhn_pipeline.create_pipeline(
+        pipeline_name="cache-key", pipeline_root=str(tmp_path / "pipeline"),
+        data_root=str(tmp_path / "data"), serving_model_dir=str(tmp_path / "serving"),
+        train_steps=10, batch_size=8, learning_rate=1e-3,
+        splits=[schema.TRAIN_SPLIT, schema.EVAL_SPLIT])
+    trainer, = [c for c in pipeline.components if c.id == "SvhnTrainer"]
+    assert trainer.exec_properties["code_version"] == code_version()
+    assert len(code_version()) == 64

@@ -21,7 +21,6 @@ so any shard can be generated on its own and results are reproducible. Fonts are
 ones in fonts.py (matplotlib's and 119 Google Fonts families from PyPI); nothing is downloaded.
 """
 import contextlib
-import hashlib
 import itertools
 import multiprocessing
 import os
@@ -33,6 +32,7 @@ from svhn_tfx import schema
 from svhn_tfx.schema import images
 from svhn_tfx.components.generator.photo import render
 from svhn_tfx.components.generator.settings import GeneratorSettings
+from svhn_tfx.components.source_digest import source_digest
 
 # A generated eval split uses the train seed + EVAL_SEED_OFFSET: never the same images.
 EVAL_SEED_OFFSET = 1000
@@ -42,13 +42,8 @@ GENERATE_CHUNK = 250     # images per task when rendering in several processes
 def fingerprint(n: int, seed: int, settings: GeneratorSettings = GeneratorSettings()) -> str:
     """A digest of what ``generate(n, seed, settings)`` yields: the settings and the source
     of this package, so that data made by an older generator is not taken for today's."""
-    digest = hashlib.sha256(f"{n} {seed} {settings!r}".encode())
-    package = os.path.dirname(os.path.abspath(__file__))
-    for name in sorted(os.listdir(package)):
-        if name.endswith(".py"):
-            with open(os.path.join(package, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
-    return digest.hexdigest()
+    return source_digest(os.path.dirname(os.path.abspath(__file__)),
+                         extra=f"{n} {seed} {settings!r}")
 
 
 def render_example(rng: np.random.Generator, settings: GeneratorSettings = GeneratorSettings(),

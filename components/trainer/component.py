@@ -28,6 +28,7 @@ from tfx.utils import path_utils
 
 from svhn_tfx import schema as record_schema
 from svhn_tfx.components import PROGRESS_PREFIX, trust
+from svhn_tfx.components.source_digest import source_digest
 from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.calibration import (CALIBRATION_BUCKETS, calibrate,
                                             is_calibration_record, logits_and_labels)
@@ -53,6 +54,16 @@ def _load_weights(net, base_model_uri: str) -> None:
     with tempfile.TemporaryDirectory() as local:   # h5 needs a local file
         tf.io.gfile.copy(source, os.path.join(local, WEIGHTS_FILE))
         net.load_weights(os.path.join(local, WEIGHTS_FILE))
+
+
+def code_version() -> str:
+    """A digest of the code that makes the Trainer's model besides its inputs (this package,
+    the Transform graph's, the trust numbers' and the record contract's): a pipeline run after
+    a change to the model or the recipe must train again, not hit the cached Trainer."""
+    components = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return source_digest(os.path.join(components, "trainer"), os.path.join(components, "transform"),
+                         os.path.join(components, "trust.py"),
+                         os.path.dirname(os.path.abspath(record_schema.__file__)))
 
 
 def weights_fingerprint(model_dir: str) -> str:
@@ -177,6 +188,7 @@ def SvhnTrainer(
     learning_rate: tfx.dsl.components.Parameter[float] = recipe.LEARNING_RATE,
     target_risk: tfx.dsl.components.Parameter[float] = trust.TARGET_RISK,
     seed: tfx.dsl.components.Parameter[int] = 0,
+    code_version: tfx.dsl.components.Parameter[str] = "",   # see code_version(); cache key only
 ) -> None:
     check_label_domain(schema)
     keras.utils.set_random_seed(seed)
