@@ -25,6 +25,10 @@ DROPOUT = 0.3
 WEIGHT_DECAY = 1e-4
 FINAL_LR_FRACTION = 0.02
 CENTRE_CROP = 1   # feature-map cells cut from each side for the head's centre: 2x2 of 4x4
+INPUT_BLUR_SIGMA = 0.0   # gaussian low-pass on the input, pixels (0: none). Blurring real
+# crops by 1 px before a model trained without it reads them 3 points better, but training
+# and serving with it reads them worse (bench/ablation.py BLUR_ROWS)
+BLUR_TRUNCATE = 4.0      # kernel radius in sigmas (scipy.ndimage.gaussian_filter's)
 
 
 class PerImageStandardization(keras.layers.Layer):
@@ -32,6 +36,31 @@ class PerImageStandardization(keras.layers.Layer):
 
     def call(self, images):
         return tf.image.per_image_standardization(images)
+
+
+class GaussianLowPass(keras.layers.Layer):
+    """A fixed gaussian blur, in training and serving alike: the fine detail of real crops
+    (JPEG blocks, aliasing of small boxes) is where generated images differ most."""
+
+    def __init__(self, sigma: float, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma = float(sigma)
+        self.radius = max(1, int(BLUR_TRUNCATE * self.sigma + 0.5))
+
+    def call(self, images):
+        taps = tf.exp(-0.5 * (tf.range(-self.radius, self.radius + 1, dtype=tf.float32)
+                              / self.sigma) ** 2)
+        taps /= tf.reduce_sum(taps)
+        channels = images.shape[-1]
+        rows = tf.tile(tf.reshape(taps, (-1, 1, 1, 1)), (1, 1, channels, 1))
+        cols = tf.reshape(rows, (1, -1, channels, 1))
+        r = self.radius
+        x = tf.pad(images, ((0, 0), (r, r), (r, r), (0, 0)), mode="SYMMETRIC")
+        x = tf.nn.depthwise_conv2d(x, rows, (1, 1, 1, 1), "VALID")
+        return tf.nn.depthwise_conv2d(x, cols, (1, 1, 1, 1), "VALID")
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
 
 
 def _conv_block(x, filters: int, convs: int):
@@ -46,7 +75,8 @@ def _conv_block(x, filters: int, convs: int):
 def build_model(learning_rate: float, decay_steps: int = 0,
                 num_classes: int = schema.NUM_CLASSES, centre_head: bool = True,
                 conv_filters=CONV_FILTERS, convs_per_block: int = CONVS_PER_BLOCK,
-                dense_units: int = DENSE_UNITS) -> keras.Model:
+                dense_units: int = DENSE_UNITS,
+                input_blur_sigma: float = INPUT_BLUR_SIGMA) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -60,7 +90,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=FINAL_LR_FRACTION)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name=TRANSFORMED_IMAGE_KEY)
-    x = PerImageStandardization()(inputs)
+    x = GaussianLowPass(input_blur_sigma)(inputs) if input_blur_sigma else inputs
+    x = PerImageStandardization()(x)
     for filters in conv_filters:
         x = _conv_block(x, filters, convs_per_block)
     features = keras.layers.GlobalAveragePooling2D()(x)

@@ -1,0 +1,33 @@
+"""The CNN's fixed input layers: what the network sees of a crop."""
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from svhn_tfx.components.trainer.model import GaussianLowPass, build_model
+
+
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])
+def test_the_input_low_pass_is_a_gaussian_blur_with_mirrored_borders(sigma):
+    images = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    got = GaussianLowPass(sigma)(images).numpy()
+    np.testing.assert_allclose(got, ndimage.gaussian_filter(images, (0, sigma, sigma, 0)),
+                               atol=1e-5)
+    assert got.std() < 0.6 * images.std()   # it blurred
+
+
+def test_the_input_low_pass_keeps_a_flat_image_flat_up_to_the_borders():
+    flat = np.full((1, 32, 32, 3), 0.37, np.float32)
+    np.testing.assert_allclose(GaussianLowPass(1.0)(flat).numpy(), flat, atol=1e-6)
+
+
+def test_the_low_pass_is_part_of_the_model_and_has_no_weights():
+    plain = build_model(1e-3, input_blur_sigma=0.0)
+    blurred = build_model(1e-3, input_blur_sigma=1.0)
+    assert any(isinstance(layer, GaussianLowPass) for layer in blurred.layers)
+    assert not any(isinstance(layer, GaussianLowPass) for layer in plain.layers)
+    # the same weights fit both: pretrained weights load whichever way the input is filtered
+    assert [w.shape for w in plain.get_weights()] == [w.shape for w in blurred.get_weights()]
+    blurred.set_weights(plain.get_weights())
+    images = np.random.default_rng(1).random((4, 32, 32, 3)).astype(np.float32)
+    assert not np.allclose(plain(images, training=False).numpy(),
+                           blurred(images, training=False).numpy())
