@@ -32,8 +32,8 @@ FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
 ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_negatives", "ablation_size", "ablation_digit_size", "ablation_no_digit",
-         "ablation_aspect", "training", "transform", "portable", "serving", "abuse",
-         "end_to_end", "scaling"]
+         "ablation_aspect", "ablation_blur", "ablation_camera", "training", "transform",
+         "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
@@ -44,6 +44,9 @@ TITLES = {
     "ablation_digit_size": "1h. The digit's size in the crop, real crops, from scratch, two seeds",
     "ablation_no_digit": "1i. The share of no-digit images, real crops, from scratch, two seeds",
     "ablation_aspect": "1j. The digits' width for their height, real crops, from scratch, two seeds",
+    "ablation_blur": "1k. A low-pass on the model's input, real crops, from scratch, two seeds",
+    "ablation_camera": "1l. The camera's fine detail in the generator, real crops, from scratch, "
+                       "two seeds",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -76,6 +79,8 @@ ABLATIONS = {
     "ablation_digit_size": (ablation.DIGIT_SIZE_ROWS, None),
     "ablation_no_digit": (ablation.NO_DIGIT_ROWS, None),
     "ablation_aspect": (ablation.ASPECT_ROWS, None),
+    "ablation_blur": (ablation.BLUR_ROWS, None),
+    "ablation_camera": (ablation.CAMERA_ROWS, None),
 }
 
 

@@ -1,5 +1,7 @@
 """What a street photo does to the scene: surfaces, shadows and outlines composited with the
 ink, light and tone, then the camera (blur, low source resolution, noise), kept legible."""
+import io
+
 import numpy as np
 from PIL import Image, ImageFilter
 
@@ -13,6 +15,7 @@ TONE_CONTRAST = (0.8, 1.2)    # global contrast change of the whole photo
 TONE_GAMMA = (0.8, 1.25)
 MAX_LEGIBILITY_GAIN = 3.0
 MIN_INK_CONTRAST = 0.1   # final luminance difference ink vs surroundings, at least
+SOURCE_JPEG_QUALITY = (40, 90)
 
 
 def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -131,6 +134,10 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
                 sigma / settings.blur_sigma, 1.0) * 0.6
             small = int(round(size * rng.uniform(lowest, 1.0)))
             pil = pil.resize((small, small), Image.BILINEAR)
+        if settings.source_jpeg_probability and rng.random() < settings.source_jpeg_probability:
+            stored = io.BytesIO()
+            pil.save(stored, "JPEG", quality=int(rng.integers(*SOURCE_JPEG_QUALITY)))
+            pil = Image.open(io.BytesIO(stored.getvalue())).convert("RGB")
         pil = pil.resize((size, size), Image.BICUBIC if rng.random() < 0.7 else Image.BILINEAR)
         if sigma > 0.15:  # defocus, at output scale (4x cheaper than at render scale)
             pil = pil.filter(ImageFilter.GaussianBlur(sigma))
