@@ -129,9 +129,9 @@ ASPECT_ROWS = two_seeds({
 # 0.7-1.0 of the crop, the generator's default while they ran; the first rows are the 0.7 rows
 # of DIGIT_SIZE_ROWS again, to the digit: these runs are deterministic.)
 BLUR_ROWS = two_seeds({
-    "no low-pass (today's model)": dict(digit_height=(0.7, 1.0),
-                                        model=dict(input_blur_sigma=0.0)),
-    "gaussian low-pass, sigma 1 px, on the model's input": dict(
+    "no low-pass (today's model), boxes 0.7-1.0": dict(digit_height=(0.7, 1.0),
+                                                       model=dict(input_blur_sigma=0.0)),
+    "gaussian low-pass, sigma 1 px, on the model's input, boxes 0.7-1.0": dict(
         digit_height=(0.7, 1.0), model=dict(input_blur_sigma=1.0))})
 
 
