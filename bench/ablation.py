@@ -143,6 +143,12 @@ CAMERA_ROWS = two_seeds({
     "less blur (sigma up to 1.5 px, low resolution 40% of the photos)": dict(
         blur_sigma=1.5, low_res_probability=0.4)})
 
+# The same, fine-tuned from pretrained/ as make demo is: does the demo's own data gain from it?
+WARM_CAMERA_ROWS = two_seeds({
+    "today's generator": {},
+    "JPEG at the source's scale before the resize, half the photos": dict(
+        source_jpeg_probability=0.5)})
+
 
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""

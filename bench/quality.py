@@ -102,16 +102,21 @@ def score_model(model_dir: str, sets: dict, test_mat: str = None) -> dict:
     return result
 
 
-def generated_eval(pipeline_root: str) -> dict:
-    """The evaluator's numbers on the generated eval split of the newest run."""
+def generated_eval(pipeline_root: str, model_dir: str) -> dict:
+    """The evaluator's numbers on the generated eval split for this model (its newest
+    evaluation under the pipeline root; a later run may have evaluated another model)."""
     import json
-    from svhn_tfx.components.evaluator.component import newest_report
-    found = newest_report(pipeline_root)
-    if not found:
-        return {}
-    with open(found) as f:
-        calibrated = json.load(f)["candidate"]["calibrated"]
-    return {k: calibrated[k] for k in ("accuracy", "ece", "no_digit_auroc", "coverage", "risk")}
+    from svhn_tfx.components.evaluator.component import METRICS_FILE
+    reports = glob.glob(os.path.join(pipeline_root, "SvhnEvaluator", "evaluation", "*",
+                                     METRICS_FILE))
+    for path in sorted(reports, key=lambda p: int(p.split(os.sep)[-2]), reverse=True):
+        with open(path) as f:
+            candidate = json.load(f)["candidate"]
+        if os.path.normpath(candidate["uri"]) == os.path.normpath(model_dir):
+            calibrated = candidate["calibrated"]
+            return {k: calibrated[k]
+                    for k in ("accuracy", "ece", "no_digit_auroc", "coverage", "risk")}
+    return {}
 
 
 def train_demo_recipe(root: str, train: int, eval_: int, steps: int, beam_args=None,
@@ -152,7 +157,7 @@ def run(models: dict, dev_dir: str, format1_dir: str, test_mat: str = None) -> d
     if sets is None:
         return {"skipped": f"no real development crops at {dev_dir}"}
     return {"anchor": PUBLISHED_ANCHOR, "models": {
-        name: {"model_dir": model_dir, "generated_eval": generated_eval(pipeline_root),
+        name: {"model_dir": model_dir, "generated_eval": generated_eval(pipeline_root, model_dir),
                **score_model(model_dir, sets, test_mat)}
         for name, (model_dir, pipeline_root) in models.items()}}
 
