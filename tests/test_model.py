@@ -15,7 +15,7 @@ def test_the_input_low_pass_is_a_gaussian_blur_with_mirrored_borders(sigma):
     assert got.std() < 0.6 * images.std()   # it blurred
 
 
-def test_the_input_low_pass_keeps_a_flat_image_flat_up_to_the_borders():
+def test_the_input_low_pass_keeps_a_flat_image_flat_borders_included():
     flat = np.full((1, 32, 32, 3), 0.37, np.float32)
     np.testing.assert_allclose(GaussianLowPass(1.0)(flat).numpy(), flat, atol=1e-6)
 

@@ -39,8 +39,8 @@ class PerImageStandardization(keras.layers.Layer):
 
 
 class GaussianLowPass(keras.layers.Layer):
-    """A fixed gaussian blur, in training and serving alike: the fine detail of real crops
-    (JPEG blocks, aliasing of small boxes) is where generated images differ most."""
+    """A fixed gaussian blur, in training and serving alike, so that the model cannot use the
+    finest detail, where real crops mislead it (off by default: see INPUT_BLUR_SIGMA)."""
 
     def __init__(self, sigma: float, **kwargs):
         super().__init__(**kwargs)
