@@ -1,0 +1,92 @@
+"""Does the finest detail of real crops mislead the model? Measured without training.
+
+The real development crops (and the 21 real backgrounds), and as many freshly generated
+images, are read by ``pretrained/weights.h5`` as they are, blurred by a gaussian of a few
+sigmas, and sharpened (unsharp mask). If blurring real crops reads them better while it
+reads generated ones worse, the detail that misleads is the real crops' own. This is a
+question, not a recipe: filtering only what is served would be a skew between training and
+serving (the model's ``GaussianLowPass`` trains and serves alike; bench/ablation.py BLUR_ROWS).
+
+Usage: python -m bench.fine_detail   (about a minute; writes bench/results/fine_detail.json)
+"""
+import os
+
+import numpy as np
+
+import svhn_tfx.components  # noqa: F401
+from bench import ablation, quality, run
+from svhn_tfx.components.generator import synthetic
+from svhn_tfx.components.trainer.component import WEIGHTS_FILE
+from svhn_tfx.pipeline import configs
+
+SIGMAS = (0.0, 0.7, 1.0, 1.3)
+UNSHARP_AMOUNTS = (0.5, 1.0)   # at sigma 1
+GENERATED = 3000
+GENERATED_SEED = 555   # not a training seed
+
+
+def _filters():
+    from scipy import ndimage
+
+    def blur(x, sigma):
+        return ndimage.gaussian_filter(x, (0, sigma, sigma, 0)) if sigma else x
+    rows = {("as they are" if not s else f"gaussian blur, sigma {s} px"):
+            (lambda x, s=s: blur(x, s)) for s in SIGMAS}
+    for k in UNSHARP_AMOUNTS:
+        rows[f"unsharp mask, sigma 1 px, amount {k}"] = \
+            lambda x, k=k: np.clip(x + k * (x - blur(x, 1.0)), 0.0, 1.0)
+    return rows
+
+
+def measure(weights: str, dev_dir: str, format1_dir: str) -> dict:
+    from svhn_tfx.components.trainer.model import build_model
+    sets = quality.real_dev_sets(dev_dir, format1_dir)
+    if sets is None:
+        return {"skipped": f"no real development crops at {dev_dir}"}
+    real, labels = ablation.decode(sets["digits"]), np.asarray(sets["labels"])
+    backgrounds = ablation.decode(sets["backgrounds"])
+    records = list(synthetic.generate(GENERATED, GENERATED_SEED, workers=os.cpu_count() or 1))
+    generated = ablation.decode([r.image for r in records])
+    generated_labels = np.array([r.label for r in records])
+    net = build_model(1e-3)
+    net.load_weights(weights)
+
+    def read(x):
+        return net.predict(x, verbose=0, batch_size=ablation.DECODE_BATCH).argmax(1)
+
+    as_is = read(real) == labels
+    rows = {}
+    for name, f in _filters().items():
+        answers = read(f(real))
+        right = answers == labels
+        rows[name] = {
+            "real_accuracy": float(right.mean()),
+            "real_called_no_digit": float((answers == 10).mean()),
+            "real_gained": int((right & ~as_is).sum()), "real_lost": int((~right & as_is).sum()),
+            "backgrounds_called_a_digit": int((read(f(backgrounds)) != 10).sum()),
+            "generated_accuracy": float((read(f(generated)) == generated_labels).mean())}
+    return {"weights": os.path.relpath(weights, run.REPO), "real": int(len(labels)),
+            "backgrounds": int(len(backgrounds)), "generated": GENERATED, "rows": rows}
+
+
+def table(result: dict) -> str:
+    if "skipped" in result:
+        return f"Skipped: {result['skipped']}."
+    lines = ["| real and generated crops, before the model reads them | real accuracy | real "
+             "called no digit | real gained / lost | backgrounds called a digit | generated "
+             "accuracy |", "|---|---|---|---|---|---|"]
+    for name, r in result["rows"].items():
+        lines.append(f"| {name} | {r['real_accuracy']:.3f} | {r['real_called_no_digit']:.3f} | "
+                     f"{r['real_gained']} / {r['real_lost']} | "
+                     f"{r['backgrounds_called_a_digit']} of {result['backgrounds']} | "
+                     f"{r['generated_accuracy']:.3f} |")
+    return "\n".join(lines) + (f"\n\n{result['weights']}, {result['real']} real crops, "
+                               f"{result['generated']} generated images (seed "
+                               f"{GENERATED_SEED}); nothing trained.")
+
+
+if __name__ == "__main__":
+    result = measure(os.path.join(configs.PRETRAINED_DIR, WEIGHTS_FILE), run.DEV_DIR,
+                     run.FORMAT1_DIR)
+    run.save("fine_detail", result, quick=False)
+    print(table(result))
