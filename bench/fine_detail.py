@@ -16,8 +16,6 @@ import numpy as np
 import svhn_tfx.components  # noqa: F401
 from bench import ablation, quality, run
 from svhn_tfx.components.generator import synthetic
-from svhn_tfx.components.trainer.component import WEIGHTS_FILE
-from svhn_tfx.pipeline import configs
 
 SIGMAS = (0.0, 0.7, 1.0, 1.3)
 UNSHARP_AMOUNTS = (0.5, 1.0)   # at sigma 1
@@ -86,7 +84,6 @@ def table(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    result = measure(os.path.join(configs.PRETRAINED_DIR, WEIGHTS_FILE), run.DEV_DIR,
-                     run.FORMAT1_DIR)
+    result = measure(run.PRETRAINED_WEIGHTS, run.DEV_DIR, run.FORMAT1_DIR)
     run.save("fine_detail", result, quick=False)
     print(table(result))

@@ -106,10 +106,8 @@ def generated_eval(pipeline_root: str, model_dir: str) -> dict:
     """The evaluator's numbers on the generated eval split for this model (its newest
     evaluation under the pipeline root; a later run may have evaluated another model)."""
     import json
-    from svhn_tfx.components.evaluator.component import METRICS_FILE
-    reports = glob.glob(os.path.join(pipeline_root, "SvhnEvaluator", "evaluation", "*",
-                                     METRICS_FILE))
-    for path in sorted(reports, key=lambda p: int(p.split(os.sep)[-2]), reverse=True):
+    from svhn_tfx.components.evaluator.component import reports
+    for path in reports(pipeline_root):
         with open(path) as f:
             candidate = json.load(f)["candidate"]
         if os.path.normpath(candidate["uri"]) == os.path.normpath(model_dir):

@@ -70,11 +70,13 @@ QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds
              domain_gap_images=50, abuse_requests=60,
              abuse_burst=16, abuse_idle=10, portable_train=100, portable_eval=50)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
+# what make demo warm-starts from (the trainer's WEIGHTS_FILE; its module is not loaded here)
+PRETRAINED_WEIGHTS = os.path.join(configs.PRETRAINED_DIR, "weights.h5")
 # Each ablation's rows and base weights: from scratch as make pretrain trains (the sizes
 # ablation_train/_steps), or fine-tuning pretrained/ as make demo does (ablation_warm_*).
 ABLATIONS = {
     "ablation": (ablation.ROWS, None),
-    "ablation_warm": (ablation.WARM_ROWS, os.path.join(configs.PRETRAINED_DIR, "weights.h5")),
+    "ablation_warm": (ablation.WARM_ROWS, PRETRAINED_WEIGHTS),
     "ablation_head": (ablation.HEAD_ROWS, None),
     "ablation_negatives": (ablation.NEGATIVE_ROWS, None),
     "ablation_size": (ablation.SIZE_ROWS, None),
@@ -83,8 +85,7 @@ ABLATIONS = {
     "ablation_aspect": (ablation.ASPECT_ROWS, None),
     "ablation_blur": (ablation.BLUR_ROWS, None),
     "ablation_camera": (ablation.CAMERA_ROWS, None),
-    "ablation_warm_camera": (ablation.WARM_CAMERA_ROWS,
-                             os.path.join(configs.PRETRAINED_DIR, "weights.h5")),
+    "ablation_warm_camera": (ablation.WARM_CAMERA_ROWS, PRETRAINED_WEIGHTS),
 }
 
 
@@ -154,6 +155,7 @@ def end_to_end_table(result: dict) -> str:
 def pretrained_source_model():
     """The serving model of the `make pretrain` run that pretrained/ was copied from, if it is
     on this machine and its weights are pretrained/'s (a later remake may not have been kept)."""
+    from tfx.utils import path_utils
     from svhn_tfx.components.trainer.component import WEIGHTS_FILE, weights_fingerprint
     from svhn_tfx.pipeline.pretrain_runner import RECIPE_FILE
     with open(os.path.join(configs.PRETRAINED_DIR, RECIPE_FILE)) as f:
@@ -163,7 +165,7 @@ def pretrained_source_model():
         print(f"bench: {source} (where pretrained/ came from) is not here, or holds other "
               f"weights; the quality table leaves the pretrain recipe out", flush=True)
         return None
-    return os.path.join(source, "Format-Serving")
+    return path_utils.serving_model_path(source)
 
 
 def main(argv=None) -> int:

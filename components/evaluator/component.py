@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Optional
+from typing import List, Optional
 
 import apache_beam as beam
 from absl import logging
@@ -36,13 +36,18 @@ METRICS_FILE = "metrics.json"
 RESULTS_PREFIX = "results"
 
 
-def newest_report(pipeline_root: str) -> Optional[str]:
-    """The METRICS_FILE of the newest SvhnEvaluator execution under a pipeline root (TFX
-    writes <root>/SvhnEvaluator/evaluation/<execution id>/), or None if it never ran."""
+def reports(pipeline_root: str) -> List[str]:
+    """The METRICS_FILEs of the SvhnEvaluator executions under a pipeline root, newest first
+    (TFX writes <root>/SvhnEvaluator/evaluation/<execution id>/)."""
     found = tfx.dsl.io.fileio.glob(os.path.join(pipeline_root, "SvhnEvaluator", "evaluation",
                                                 "*", METRICS_FILE))
-    return max(found, key=lambda p: int(os.path.basename(os.path.dirname(p)))) if found \
-        else None
+    return sorted(found, key=lambda p: int(os.path.basename(os.path.dirname(p))), reverse=True)
+
+
+def newest_report(pipeline_root: str) -> Optional[str]:
+    """The newest of ``reports``, or None if the evaluator never ran."""
+    found = reports(pipeline_root)
+    return found[0] if found else None
 
 
 def _read_results(path_prefix: str) -> dict:
