@@ -32,7 +32,8 @@ FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
 ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_negatives", "ablation_size", "ablation_digit_size", "ablation_no_digit",
-         "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera", "training",
+         "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera", "ablation_augment",
+         "ablation_geometry", "training",
          "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -49,6 +50,10 @@ TITLES = {
                        "two seeds (today's default: the 0.6 rows of 1h)",
     "ablation_warm_camera": "1m. The source JPEG, fine-tuned from pretrained/ as make demo is, "
                             "real crops, two seeds",
+    "ablation_augment": "1n. Training-only augmentation of the model's input, real crops, from "
+                        "scratch, two seeds (today's default: the 0.6 rows of 1h)",
+    "ablation_geometry": "1o. Slant and turn of the digits, real crops, from scratch, two seeds "
+                         "(today's default: the 0.6 rows of 1h)",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -86,6 +91,8 @@ ABLATIONS = {
     "ablation_blur": (ablation.BLUR_ROWS, None),
     "ablation_camera": (ablation.CAMERA_ROWS, None),
     "ablation_warm_camera": (ablation.WARM_CAMERA_ROWS, PRETRAINED_WEIGHTS),
+    "ablation_augment": (ablation.AUGMENT_ROWS, None),
+    "ablation_geometry": (ablation.GEOMETRY_ROWS, None),
 }
 
 

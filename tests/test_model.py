@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from svhn_tfx.components.trainer.model import GaussianLowPass, build_model
+from svhn_tfx.components.trainer.model import GaussianLowPass, RandomConvolution, build_model
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])
@@ -31,3 +31,37 @@ def test_the_low_pass_is_part_of_the_model_and_has_no_weights():
     images = np.random.default_rng(1).random((4, 32, 32, 3)).astype(np.float32)
     assert not np.allclose(plain(images, training=False).numpy(),
                            blurred(images, training=False).numpy())
+
+
+def test_random_convolution_changes_only_training_batches():
+    images = np.random.default_rng(2).random((8, 32, 32, 3)).astype(np.float32)
+    layer = RandomConvolution(1.0)
+    np.testing.assert_array_equal(layer(images, training=False).numpy(), images)
+    seen = layer(images, training=True).numpy()
+    assert seen.shape == images.shape and np.isfinite(seen).all()
+    assert not np.allclose(seen, images)
+    np.testing.assert_array_equal(RandomConvolution(0.0)(images, training=True).numpy(), images)
+
+
+def test_random_convolution_of_side_one_mixes_colours_within_each_pixel():
+    import tensorflow as tf
+    images = np.random.default_rng(4).random((2, 32, 32, 3)).astype(np.float32)
+    touched = images.copy()
+    touched[0, 10, 20] = 1.0 - touched[0, 10, 20]
+    layer = RandomConvolution(1.0, sizes=(1,))
+    tf.random.set_seed(5)
+    before = layer(images, training=True).numpy()
+    tf.random.set_seed(5)
+    after = layer(touched, training=True).numpy()
+    changed = np.argwhere(np.abs(after - before).max(-1) > 1e-6)
+    np.testing.assert_array_equal(changed, [[0, 10, 20]])
+
+
+def test_a_model_with_random_convolution_serves_as_the_one_without():
+    plain = build_model(1e-3)
+    augmented = build_model(1e-3, random_conv_probability=1.0)
+    assert any(isinstance(layer, RandomConvolution) for layer in augmented.layers)
+    augmented.set_weights(plain.get_weights())
+    images = np.random.default_rng(3).random((4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(augmented(images, training=False).numpy(),
+                               plain(images, training=False).numpy(), atol=1e-6)

@@ -29,6 +29,10 @@ INPUT_BLUR_SIGMA = 0.0   # gaussian low-pass on the input, pixels (0: none). Blu
 # crops by 1 px before a model trained without it reads them 3 points better, but training
 # and serving with it reads them worse (bench/ablation.py BLUR_ROWS)
 BLUR_TRUNCATE = 4.0      # kernel radius in sigmas (scipy.ndimage.gaussian_filter's)
+RANDOM_CONV_PROBABILITY = 0.0   # share of training batches seen through a random filter
+# (0: none). Half the batches read real crops 0.843 / 0.841 from scratch against 0.843 /
+# 0.843 without (bench/ablation.py AUGMENT_ROWS): the generator's textures are not what misleads
+RANDOM_CONV_SIZES = (1, 3, 5, 7)   # its kernel sides, drawn per batch
 
 
 class PerImageStandardization(keras.layers.Layer):
@@ -63,6 +67,39 @@ class GaussianLowPass(keras.layers.Layer):
         return {**super().get_config(), "sigma": self.sigma}
 
 
+class RandomConvolution(keras.layers.Layer):
+    """Training only: a batch seen through a freshly drawn random 3->3 filter (colour mixing
+    at kernel side 1, random textures, blurs and edges above), blended with the batch by a
+    weight drawn per image. The model cannot rely on the generator's colours and fine
+    texture, only on shape (RandConv, Xu et al., ICLR 2021: synthetic digits to real ones).
+    At serving it is the identity: no skew between training and serving."""
+
+    def __init__(self, probability: float, sizes=RANDOM_CONV_SIZES, **kwargs):
+        super().__init__(**kwargs)
+        self.probability = float(probability)
+        self.sizes = tuple(int(k) for k in sizes)
+
+    def call(self, images, training=None):
+        if not training or not self.probability:
+            return images
+        side = max(self.sizes)
+        k = tf.gather(tf.constant(self.sizes, tf.float32),
+                      tf.random.uniform((), 0, len(self.sizes), tf.int32))
+        offset = tf.abs(tf.range(side, dtype=tf.float32) - (side - 1) / 2)
+        inside = tf.cast(offset <= (k - 1) / 2, tf.float32)
+        mask = inside[:, None, None, None] * inside[None, :, None, None]
+        channels = images.shape[-1]
+        kernel = tf.random.normal((side, side, channels, channels)) * mask \
+            / tf.sqrt(k * k * channels)
+        filtered = tf.nn.conv2d(images, kernel, 1, "SAME")
+        alpha = tf.random.uniform((tf.shape(images)[0], 1, 1, 1))
+        mixed = alpha * images + (1.0 - alpha) * filtered
+        return tf.cond(tf.random.uniform(()) < self.probability, lambda: mixed, lambda: images)
+
+    def get_config(self):
+        return {**super().get_config(), "probability": self.probability, "sizes": self.sizes}
+
+
 def _conv_block(x, filters: int, convs: int):
     for _ in range(convs):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
@@ -76,7 +113,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 num_classes: int = schema.NUM_CLASSES, centre_head: bool = True,
                 conv_filters=CONV_FILTERS, convs_per_block: int = CONVS_PER_BLOCK,
                 dense_units: int = DENSE_UNITS,
-                input_blur_sigma: float = INPUT_BLUR_SIGMA) -> keras.Model:
+                input_blur_sigma: float = INPUT_BLUR_SIGMA,
+                random_conv_probability: float = RANDOM_CONV_PROBABILITY) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -91,6 +129,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
             learning_rate, decay_steps, alpha=FINAL_LR_FRACTION)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name=TRANSFORMED_IMAGE_KEY)
     x = GaussianLowPass(input_blur_sigma)(inputs) if input_blur_sigma else inputs
+    if random_conv_probability:
+        x = RandomConvolution(random_conv_probability)(x)
     x = PerImageStandardization()(x)
     for filters in conv_filters:
         x = _conv_block(x, filters, convs_per_block)
