@@ -9,7 +9,11 @@ real development crops (``../shared/data/svhn-real-dev``) with generated digit i
   image's variance there: low bins are light and surfaces, bins 2-5 the digits' own
   strokes, high bins edges, texture and noise);
 * per-image luminance spread (the digit's contrast, mostly), saturation, and the
-  high-frequency share (mean |Laplacian| / luminance std: noise and sharpness).
+  high-frequency share (mean |Laplacian| / luminance std: noise and sharpness);
+* structure: the vertical-edge ratio (mean |d/dx| over mean |d/dy| of the luminance: tall
+  strokes, close neighbours and little else make it large) and the edge-rows ratio (the
+  vertical change in the 3 rows at the crop's top and bottom over that in its middle rows:
+  large when the digits reach the crop's top and bottom edges, as SVHN's boxes make them).
 
 It writes the numbers and a plot of the spectrum ratios (``domain_gap.png``).
 """
@@ -27,6 +31,7 @@ from svhn_tfx.components.generator.settings import GeneratorSettings
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SIZE = 32
 GENERATED_SEED = 7   # not a training seed
+EDGE_ROWS = 3        # rows at the crop's top and at its bottom, for the edge-rows ratio
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:
@@ -48,7 +53,7 @@ def spectrum(images) -> np.ndarray:
 
 def image_stats(images) -> dict:
     """Medians over images of luminance spread, saturation and high-frequency share."""
-    spread, saturation, high = [], [], []
+    spread, saturation, high, vertical, edge_rows = [], [], [], [], []
     for pixels in images:
         p = pixels.astype(np.float32)
         y = _luma(pixels)
@@ -57,8 +62,15 @@ def image_stats(images) -> dict:
         spread.append(std)
         saturation.append(float(((p.max(-1) - p.min(-1)) / np.maximum(p.max(-1), 1)).mean()))
         high.append(lap.mean() / std)
+        across = np.abs(np.diff(y, axis=1)).mean() + 1e-6
+        down_rows = np.abs(np.diff(y, axis=0)).mean(axis=1) + 1e-6   # 31 rows
+        vertical.append(across / down_rows.mean())
+        edge_rows.append(np.concatenate([down_rows[:EDGE_ROWS], down_rows[-EDGE_ROWS:]]).mean()
+                         / down_rows[8:23].mean())
     return {"luminance_std": float(np.median(spread)), "saturation": float(np.median(saturation)),
-            "high_frequency_share": float(np.median(high))}
+            "high_frequency_share": float(np.median(high)),
+            "vertical_edge_ratio": float(np.median(vertical)),
+            "edge_rows_ratio": float(np.median(edge_rows))}
 
 
 def real_digits(dev_dir: str):
@@ -86,6 +98,8 @@ def rows() -> dict:
     from bench.ablation import BEFORE_CAMERA, BEFORE_MIX
     default = GeneratorSettings()
     return {"default": default,
+            "digit boxes 0.9-1.0 of the crop": dataclasses.replace(default,
+                                                                    digit_height=(0.9, 1.0)),
             "camera as before": dataclasses.replace(default, **BEFORE_CAMERA),
             "camera and mix as before": dataclasses.replace(default, **BEFORE_CAMERA,
                                                             **BEFORE_MIX)}
@@ -130,13 +144,19 @@ def table(result: dict) -> str:
     if "skipped" in result:
         return f"Skipped: {result['skipped']}."
     real = result["real"]
-    lines = ["| images | luminance std | saturation | high-frequency share | spectrum: mean "
-             "abs log ratio to real (0 = same) |", "|---|---|---|---|---|",
+
+    def structure(row):
+        return f"{row['vertical_edge_ratio']:.2f} | {row['edge_rows_ratio']:.2f}"
+    lines = ["| images | luminance std | saturation | high-frequency share | vertical-edge "
+             "ratio | edge-rows ratio | spectrum: mean abs log ratio to real (0 = same) |",
+             "|---|---|---|---|---|---|---|",
              f"| real dev crops ({real['images']}) | {real['luminance_std']:.1f} | "
-             f"{real['saturation']:.3f} | {real['high_frequency_share']:.3f} | 0 |"]
+             f"{real['saturation']:.3f} | {real['high_frequency_share']:.3f} | "
+             f"{structure(real)} | 0 |"]
     for name, row in result["rows"].items():
         lines.append(f"| {name} | {row['luminance_std']:.1f} | {row['saturation']:.3f} | "
-                     f"{row['high_frequency_share']:.3f} | {row['spectrum_log_error']:.3f} |")
+                     f"{row['high_frequency_share']:.3f} | {structure(row)} | "
+                     f"{row['spectrum_log_error']:.3f} |")
     return "\n".join(lines) + (
         f"\n\nMedians over images; {result['generated']} generated digit images per row. "
         "The plot `bench/results/domain_gap.png` shows the spectrum ratio per frequency.")
