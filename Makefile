@@ -40,12 +40,9 @@ $(VENV)/.installed: setup.py constraints.txt
 	touch $@
 
 data: venv
-	@if [ -d "$(DATA)/train" ] && [ -d "$(DATA)/eval" ]; then \
-		echo "data: using existing $(DATA) (make clean to regenerate)"; \
-	else \
-		$(BIN)/svhn-tfx-data synthetic --out "$(DATA)" --overwrite \
-			--train $${SVHN_TFX_DEMO_TRAIN:-20000} --eval $${SVHN_TFX_DEMO_EVAL:-2000}; \
-	fi
+	@# generated again only when the generator, count or seed changed (its fingerprint file)
+	$(BIN)/svhn-tfx-data synthetic --out "$(DATA)" --reuse \
+		--train $${SVHN_TFX_DEMO_TRAIN:-20000} --eval $${SVHN_TFX_DEMO_EVAL:-2000}
 	@# SVHN_TFX_REAL_DIR: a folder of the user's labelled real crops (<0-9|none>/*.png), added
 	@# as the eval split "real" and reported on its own (written once; rm -r $(DATA)/real to redo)
 	@if [ -n "$$SVHN_TFX_REAL_DIR" ] && [ ! -d "$(DATA)/real" ]; then \

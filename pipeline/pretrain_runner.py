@@ -15,8 +15,7 @@ from absl import logging
 from tfx import v1 as tfx
 
 from svhn_tfx import schema
-from svhn_tfx.components.converters.records import write_split
-from svhn_tfx.components.generator.synthetic import fingerprint, generate
+from svhn_tfx.components.generator.synthetic import write_generated
 from svhn_tfx.components.evaluator.blessing import OPEN_GATES
 from svhn_tfx.components.evaluator.component import newest_report
 from svhn_tfx.components.trainer.component import CALIBRATION_FILE, WEIGHTS_FILE
@@ -30,27 +29,12 @@ RECIPE_FILE = "recipe.json"
 def _write_data(data_root: str) -> None:
     """Generated once and reused while the generator, the count and the seed stay the same
     (a fingerprint file beside each split says what made it); else generated anew."""
-    workers = os.cpu_count() or 1
     for split, n, seed in ((schema.TRAIN_SPLIT, configs.PRETRAIN_TRAIN_EXAMPLES,
                             configs.PRETRAIN_SEED),
                            (schema.EVAL_SPLIT, configs.PRETRAIN_EVAL_EXAMPLES,
                             configs.PRETRAIN_SEED + 1)):
-        wanted = fingerprint(n, seed)
-        marker = os.path.join(data_root, f".{split}.generator")
-        made = None
-        if os.path.exists(marker):
-            with open(marker) as f:
-                made = f.read().strip()
-        exists = os.path.isdir(os.path.join(data_root, split))
-        if exists and made == wanted:
-            print(f"pretrain: reusing {split} ({n} images, seed {seed}, same generator)")
-            continue
-        if exists:
-            print(f"pretrain: {split} was made by another generator, count or seed; "
-                  f"generating it again", flush=True)
-        write_split(generate(n, seed, workers=workers), data_root, split, overwrite=True)
-        with open(marker, "w") as f:
-            f.write(wanted + "\n")
+        write_generated(data_root, split, n, seed, workers=os.cpu_count() or 1,
+                        log=lambda message: print(f"pretrain: {message}", flush=True))
 
 
 def _trained_model() -> tuple:

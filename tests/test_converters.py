@@ -577,6 +577,40 @@ def test_cli_synthetic_writes_train_and_eval(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_cli_synthetic_reuse_keeps_today_s_data_and_remakes_an_older_generator_s(tmp_path,
+                                                                                   capsys):
+    pytest.importorskip("svhn_tfx.components.generator.synthetic")
+    out = tmp_path / "data"
+    args = ["synthetic", "--out", str(out), "--train", "5", "--eval", "3", "--reuse"]
+
+    def shards(split):
+        return {p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in (out / split).iterdir()}
+
+    assert cli.main(args) == 0
+    assert "train: wrote 5 examples" in capsys.readouterr().out
+    first = shards("train")
+    assert cli.main(args) == 0   # what make data runs on every make demo
+    captured = capsys.readouterr()
+    assert "reusing train" in captured.err and "reusing eval" in captured.err
+    assert captured.out == "" and shards("train") == first
+
+    # a split an older generator made (its fingerprint differs) is made again
+    (out / ".train.generator").write_text("made by another generator\n")
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert "train was made by another generator" in captured.err and "reusing eval" in captured.err
+    assert shards("train") != first
+    assert cli.main(args[:-1] + ["--seed", "3", "--reuse"]) == 0   # another seed: new images
+    assert "train was made by another generator" in capsys.readouterr().err
+
+    # a split that was not generated here (no fingerprint file) is the user's: kept
+    (out / ".eval.generator").unlink()
+    kept = shards("eval")
+    assert cli.main(args) == 0
+    assert "keeping eval" in capsys.readouterr().err
+    assert shards("eval") == kept
+
+
 def test_cli_entry_point_exit_status_in_a_subprocess(tmp_path):
     missing = str(tmp_path / "nope")
     result = subprocess.run(

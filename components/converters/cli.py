@@ -5,11 +5,14 @@
         [--backgrounds-per-image K] [--seed S] [--size 32]
     svhn-tfx-data folder ROOT --out DIR --split NAME         ROOT/{0..9,none}/*.png|jpg|...
     svhn-tfx-data synthetic --out DIR --train N --eval N     generated SVHN-like data
-        [--seed S] [--size 32] [--no-digit-fraction F]
+        [--seed S] [--size 32] [--no-digit-fraction F] [--reuse]
 
 Common flags: ``--skip-bad`` skips and counts bad records instead of stopping at the first
 one; ``--overwrite`` replaces an existing split. Progress goes to stderr, the summary of
-each split to stdout. Expected errors (bad record, missing file, existing output) print
+each split to stdout. A generated split has a fingerprint file beside it (``.SPLIT.generator``):
+with ``--reuse``, a split this very generator, count and seed made is kept, one an older
+generator made is generated again, and one without the file (not generated here) is kept.
+Expected errors (bad record, missing file, existing output) print
 ``error: ...`` naming the file or record and exit with status 1, leaving no split behind.
 """
 import argparse
@@ -66,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--no-digit-fraction", type=float, default=None, metavar="F",
                    help="share of 'no digit' images (default: the generator's)")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep a split that this generator, count and seed made (its fingerprint "
+                        "file says so) and generate any other again; keep splits not generated "
+                        "here")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="K",
                    help="processes rendering images (default: one per CPU; the images are "
                         "the same for any K)")
@@ -126,11 +133,16 @@ def _run(parser, args) -> None:
             settings = GeneratorSettings(**kwargs)
         except ValueError as e:
             parser.error(str(e))
-        _check_free(args, ["train", "eval"])
-        _write(synthetic.generate(args.train, args.seed, settings, workers=args.workers), args,
-               "train")
-        _write(synthetic.generate(args.eval, args.seed + synthetic.EVAL_SEED_OFFSET, settings,
-                                  workers=args.workers), args, "eval")
+        if not args.reuse:
+            _check_free(args, ["train", "eval"])
+        for split, n, seed in (("train", args.train, args.seed),
+                               ("eval", args.eval, args.seed + synthetic.EVAL_SEED_OFFSET)):
+            stats = synthetic.write_generated(
+                args.out, split, n, seed, settings, workers=args.workers,
+                remake_unmarked=not args.reuse,
+                log=lambda message: print(f"data: {message}", file=sys.stderr, flush=True))
+            if stats is not None:
+                print(stats.summary(), flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -36,6 +36,7 @@ from svhn_tfx.components.source_digest import source_digest
 
 # A generated eval split uses the train seed + EVAL_SEED_OFFSET: never the same images.
 EVAL_SEED_OFFSET = 1000
+MARKER = ".{split}.generator"   # beside a generated split: the fingerprint of what made it
 GENERATE_CHUNK = 250     # images per task when rendering in several processes
 
 
@@ -99,3 +100,35 @@ def generate(n: int, seed: int, settings: GeneratorSettings = GeneratorSettings(
         rendered = pool.imap(_generate_chunk, chunks) if parallel else map(_generate_chunk, chunks)
         for i, (image, label) in enumerate(itertools.chain.from_iterable(rendered), start):
             yield schema.Record(where=f"synthetic(seed={seed})#{i}", image=image, label=label)
+
+
+def write_generated(data_root: str, split: str, n: int, seed: int,
+                    settings: GeneratorSettings = GeneratorSettings(), *, workers: int = 1,
+                    remake_unmarked: bool = True, log=print):
+    """Writes ``generate(n, seed, settings)`` as ``split`` of ``data_root``, unless the split
+    there was made by this very generator, count and seed (the fingerprint file beside it says
+    so): data of an older generator is never taken for today's. A split without that file was
+    not made here (or before there were fingerprints): remade if ``remake_unmarked``, else kept
+    and said so, so that nobody's own data is lost. Returns the write's ``SplitStats``, or None
+    when the split there was kept."""
+    from svhn_tfx.components.converters.records import gfile, write_split
+    wanted = fingerprint(n, seed, settings)
+    marker = os.path.join(data_root, MARKER.format(split=split))
+    made = None
+    if gfile.exists(marker):
+        with gfile.GFile(marker) as f:
+            made = f.read().strip()
+    if gfile.exists(os.path.join(data_root, split)):
+        if made == wanted:
+            log(f"reusing {split} ({n} images, seed {seed}, same generator)")
+            return None
+        if made is None and not remake_unmarked:
+            log(f"keeping {split}: it has no generator fingerprint ({marker}), so it was not "
+                f"generated here; remove it to generate it anew")
+            return None
+        log(f"{split} was made by another generator, count or seed; generating it again")
+    stats = write_split(generate(n, seed, settings, workers=workers), data_root, split,
+                        overwrite=True)
+    with gfile.GFile(marker, "w") as f:
+        f.write(wanted + "\n")
+    return stats
