@@ -285,7 +285,10 @@ def main(argv=None) -> int:
     if not args.quick:
         with open(RESULTS_MD, "w") as f:
             f.write("# Benchmark results\n\nWritten by `make bench` (`python -m bench.run`); "
-                    "each section is the latest run of that benchmark.\n\n" + summary)
+                    "each section is the latest run of that benchmark. A row called today's "
+                    "default is the default on the date above its table: a default changed "
+                    "since (e.g. the generator's source JPEG, 2026-11-30 17:30 UTC) makes a "
+                    "rerun read differently.\n\n" + summary)
     print(f"\nbench: results in {results_dir}" + ("" if args.quick else f" and {RESULTS_MD}"))
     return 0
 
