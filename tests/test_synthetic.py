@@ -215,7 +215,8 @@ def test_settings_are_validated():
 
 
 def test_source_jpeg_switch_compresses_the_source_photo():
-    off = [synthetic.render_example(np.random.default_rng(k), label=k % 10) for k in range(6)]
+    off = [synthetic.render_example(np.random.default_rng(k), GeneratorSettings(
+        source_jpeg_probability=0.0), label=k % 10) for k in range(6)]
     on = [synthetic.render_example(np.random.default_rng(k), GeneratorSettings(
         source_jpeg_probability=1.0), label=k % 10) for k in range(6)]
     assert sum(not np.array_equal(a, b) for a, b in zip(off, on)) >= 5
