@@ -575,6 +575,14 @@ def test_cli_synthetic_writes_train_and_eval(tmp_path, capsys):
     assert not {image for image, _ in train} & {image for image, _ in evals}
     assert cli.main(["synthetic", "--out", out, "--train", "5", "--eval", "3"]) == 1
     assert "already exists" in capsys.readouterr().err
+    # --overwrite rewrites even a split this generator made (e.g. to repair lost shards)
+    shard = sorted(os.listdir(os.path.join(out, "train")))[0]
+    os.remove(os.path.join(out, "train", shard))
+    assert cli.main(["synthetic", "--out", out, "--train", "5", "--eval", "3", "--seed", "2",
+                     "--size", "24", "--overwrite"]) == 0
+    assert "train: wrote 5 examples" in capsys.readouterr().out
+    assert [image for image, _ in read_split(os.path.join(out, "train"))] == \
+        [image for image, _ in train]
 
 
 def test_cli_synthetic_reuse_keeps_today_s_data_and_remakes_an_older_generator_s(tmp_path,

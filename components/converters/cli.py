@@ -139,7 +139,7 @@ def _run(parser, args) -> None:
                                ("eval", args.eval, args.seed + synthetic.EVAL_SEED_OFFSET)):
             stats = synthetic.write_generated(
                 args.out, split, n, seed, settings, workers=args.workers,
-                remake_unmarked=not args.reuse,
+                reuse=args.reuse, remake_unmarked=False,
                 log=lambda message: print(f"data: {message}", file=sys.stderr, flush=True))
             if stats is not None:
                 print(stats.summary(), flush=True)

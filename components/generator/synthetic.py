@@ -104,13 +104,13 @@ def generate(n: int, seed: int, settings: GeneratorSettings = GeneratorSettings(
 
 def write_generated(data_root: str, split: str, n: int, seed: int,
                     settings: GeneratorSettings = GeneratorSettings(), *, workers: int = 1,
-                    remake_unmarked: bool = True, log=print):
-    """Writes ``generate(n, seed, settings)`` as ``split`` of ``data_root``, unless the split
-    there was made by this very generator, count and seed (the fingerprint file beside it says
-    so): data of an older generator is never taken for today's. A split without that file was
-    not made here (or before there were fingerprints): remade if ``remake_unmarked``, else kept
-    and said so, so that nobody's own data is lost. Returns the write's ``SplitStats``, or None
-    when the split there was kept."""
+                    reuse: bool = True, remake_unmarked: bool = True, log=print):
+    """Writes ``generate(n, seed, settings)`` as ``split`` of ``data_root``, unless (with
+    ``reuse``) the split there was made by this very generator, count and seed (the fingerprint
+    file beside it says so): data of an older generator is never taken for today's. A split
+    without that file was not made here (or before there were fingerprints): remade if
+    ``remake_unmarked``, else kept and said so, so that nobody's own data is lost. Returns the
+    write's ``SplitStats``, or None when the split there was kept."""
     from svhn_tfx.components.converters.records import gfile, write_split
     wanted = fingerprint(n, seed, settings)
     marker = os.path.join(data_root, MARKER.format(split=split))
@@ -118,7 +118,7 @@ def write_generated(data_root: str, split: str, n: int, seed: int,
     if gfile.exists(marker):
         with gfile.GFile(marker) as f:
             made = f.read().strip()
-    if gfile.exists(os.path.join(data_root, split)):
+    if reuse and gfile.exists(os.path.join(data_root, split)):
         if made == wanted:
             log(f"reusing {split} ({n} images, seed {seed}, same generator)")
             return None
