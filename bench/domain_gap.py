@@ -32,6 +32,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SIZE = 32
 GENERATED_SEED = 7   # not a training seed
 EDGE_ROWS = 3        # rows at the crop's top and at its bottom, for the edge-rows ratio
+MIDDLE_ROWS = slice(8, 23)   # the rows between, away from both (of the 31 row differences)
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:
@@ -52,7 +53,8 @@ def spectrum(images) -> np.ndarray:
 
 
 def image_stats(images) -> dict:
-    """Medians over images of luminance spread, saturation and high-frequency share."""
+    """Medians over images of luminance spread, saturation, high-frequency share and the two
+    structure ratios."""
     spread, saturation, high, vertical, edge_rows = [], [], [], [], []
     for pixels in images:
         p = pixels.astype(np.float32)
@@ -66,7 +68,7 @@ def image_stats(images) -> dict:
         down_rows = np.abs(np.diff(y, axis=0)).mean(axis=1) + 1e-6   # 31 rows
         vertical.append(across / down_rows.mean())
         edge_rows.append(np.concatenate([down_rows[:EDGE_ROWS], down_rows[-EDGE_ROWS:]]).mean()
-                         / down_rows[8:23].mean())
+                         / down_rows[MIDDLE_ROWS].mean())
     return {"luminance_std": float(np.median(spread)), "saturation": float(np.median(saturation)),
             "high_frequency_share": float(np.median(high)),
             "vertical_edge_ratio": float(np.median(vertical)),

@@ -2,11 +2,11 @@
 
 The real development crops (and the 21 real backgrounds), and as many freshly generated
 images, are read by ``pretrained/weights.h5`` as they are, blurred by a gaussian of a few
-sigmas, and sharpened (unsharp mask); blurred along one axis only; zoomed out a little. If blurring
-real crops reads them better while it reads generated ones worse, the detail that misleads
-is the real crops' own. This is a
-question, not a recipe: filtering only what is served would be a skew between training and
-serving (the model's ``GaussianLowPass`` trains and serves alike; bench/ablation.py BLUR_ROWS).
+sigmas, sharpened (unsharp mask), blurred along one axis only, and zoomed out a little. If
+blurring real crops reads them better while it reads generated ones worse, the detail that
+misleads is the real crops' own. This is a question, not a recipe: filtering only what is
+served would be a skew between training and serving (the model's ``GaussianLowPass`` trains
+and serves alike; bench/ablation.py BLUR_ROWS).
 
 Usage: python -m bench.fine_detail   (about a minute; writes bench/results/fine_detail.json)
 """

@@ -32,9 +32,9 @@ FORMAT1_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-format1")
 DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
 ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_negatives", "ablation_size", "ablation_digit_size", "ablation_no_digit",
-         "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera", "ablation_augment",
-         "ablation_geometry", "training",
-         "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
+         "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera",
+         "ablation_augment", "ablation_geometry", "training", "transform", "portable", "serving",
+         "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
