@@ -33,8 +33,8 @@ DEV_DIR = os.path.join(REPO, "..", "shared", "data", "svhn-real-dev")
 ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_negatives", "ablation_size", "ablation_digit_size", "ablation_no_digit",
          "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera",
-         "ablation_augment", "ablation_geometry", "training", "transform", "portable", "serving",
-         "abuse", "end_to_end", "scaling"]
+         "ablation_augment", "ablation_geometry", "ablation_warm_blur", "ablation_box_fit",
+         "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
@@ -54,6 +54,10 @@ TITLES = {
                         "scratch, two seeds (today's default: the 0.6 rows of 1h)",
     "ablation_geometry": "1o. Slant and turn of the digits, real crops, from scratch, two seeds "
                          "(today's default: the 0.6 rows of 1h)",
+    "ablation_warm_blur": "1p. A low-pass on the model's input, fine-tuned from pretrained/ as "
+                          "make demo is, real crops, two seeds",
+    "ablation_box_fit": "1q. How much of the crop's height the digit fills, real crops, from "
+                        "scratch, two seeds (today's default: the 0.6 rows of 1h)",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -93,6 +97,8 @@ ABLATIONS = {
     "ablation_warm_camera": (ablation.WARM_CAMERA_ROWS, PRETRAINED_WEIGHTS),
     "ablation_augment": (ablation.AUGMENT_ROWS, None),
     "ablation_geometry": (ablation.GEOMETRY_ROWS, None),
+    "ablation_warm_blur": (ablation.WARM_BLUR_ROWS, PRETRAINED_WEIGHTS),
+    "ablation_box_fit": (ablation.BOX_FIT_ROWS, None),
 }
 
 
