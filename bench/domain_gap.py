@@ -33,6 +33,7 @@ SIZE = 32
 GENERATED_SEED = 7   # not a training seed
 EDGE_ROWS = 3        # rows at the crop's top and at its bottom, for the edge-rows ratio
 MIDDLE_ROWS = slice(8, 23)   # the rows between, away from both (of the 31 row differences)
+CENTRE_ROWS = slice(12, 20)  # what the stroke-rows profile is divided by
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:
@@ -53,9 +54,11 @@ def spectrum(images) -> np.ndarray:
 
 
 def image_stats(images) -> dict:
-    """Medians over images of luminance spread, saturation, high-frequency share and the two
-    structure ratios."""
-    spread, saturation, high, vertical, edge_rows = [], [], [], [], []
+    """Medians over images of luminance spread, saturation, high-frequency share, the two
+    structure ratios, and the stroke-rows profile: each row's change across, of the centre
+    rows', which falls off where the digits' upright strokes end, so it shows how much of
+    the crop's height the digit fills."""
+    spread, saturation, high, vertical, edge_rows, stroke_rows = [], [], [], [], [], []
     for pixels in images:
         p = pixels.astype(np.float32)
         y = _luma(pixels)
@@ -64,7 +67,9 @@ def image_stats(images) -> dict:
         spread.append(std)
         saturation.append(float(((p.max(-1) - p.min(-1)) / np.maximum(p.max(-1), 1)).mean()))
         high.append(lap.mean() / std)
-        across = np.abs(np.diff(y, axis=1)).mean() + 1e-6
+        across_rows = np.abs(np.diff(y, axis=1)).mean(axis=1)   # 32 rows
+        across = across_rows.mean() + 1e-6
+        stroke_rows.append(across_rows / (across_rows[CENTRE_ROWS].mean() + 1e-6))
         down_rows = np.abs(np.diff(y, axis=0)).mean(axis=1) + 1e-6   # 31 rows
         vertical.append(across / down_rows.mean())
         edge_rows.append(np.concatenate([down_rows[:EDGE_ROWS], down_rows[-EDGE_ROWS:]]).mean()
@@ -72,7 +77,8 @@ def image_stats(images) -> dict:
     return {"luminance_std": float(np.median(spread)), "saturation": float(np.median(saturation)),
             "high_frequency_share": float(np.median(high)),
             "vertical_edge_ratio": float(np.median(vertical)),
-            "edge_rows_ratio": float(np.median(edge_rows))}
+            "edge_rows_ratio": float(np.median(edge_rows)),
+            "stroke_rows": np.median(np.array(stroke_rows), axis=0).round(3).tolist()}
 
 
 def real_digits(dev_dir: str):
@@ -102,6 +108,8 @@ def rows() -> dict:
     return {"default": default,
             "digit boxes 0.9-1.0 of the crop": dataclasses.replace(default,
                                                                     digit_height=(0.9, 1.0)),
+            "digit boxes 0.8-1.0 of the crop, padding 0-0.06": dataclasses.replace(
+                default, digit_height=(0.8, 1.0), box_padding=(0.0, 0.06)),
             "camera as before": dataclasses.replace(default, **BEFORE_CAMERA),
             "camera and mix as before": dataclasses.replace(default, **BEFORE_CAMERA,
                                                             **BEFORE_MIX)}
@@ -128,15 +136,22 @@ def _plot(result: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, rows_ax) = plt.subplots(1, 2, figsize=(13, 4.5))
+    rows_ax.plot(result["real"]["stroke_rows"], color="black", linewidth=2.5,
+                 label="real dev crops")
     for name, row in result["rows"].items():
         ratio = row["spectrum_ratio"]
         ax.plot(range(1, len(ratio) + 1), ratio, marker="o", label=name)
+        rows_ax.plot(row["stroke_rows"], label=name)
     ax.axhline(1.0, color="black", linewidth=1)
     ax.set_xlabel("spatial frequency (cycles per 32 px)")
     ax.set_ylabel("power, generated / real")
     ax.set_title("Where generated digits' variance lies, against real SVHN crops")
     ax.legend(fontsize=8)
+    rows_ax.set_xlabel("row of the 32 x 32 crop (0 = top)")
+    rows_ax.set_ylabel("change across the row, of the centre rows'")
+    rows_ax.set_title("How much of the crop's height the digit fills")
+    rows_ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
