@@ -184,7 +184,8 @@ WARM_BLUR_ROWS = two_seeds({
 # DIGIT_SIZE_ROWS). Real crops' row profiles (bench/domain_gap.py) put the digit's top and
 # bottom edges 2-3 rows from the crop's: the box is tight and the crop is its height. Today's
 # generator pads the box by up to 0.12 of the height at top and at bottom and draws the box
-# 0.6-1.0 of the crop, which leaves the digit about 0.7 of it.
+# 0.6-1.0 of the crop, which leaves the digit about 0.73 of it. Within the seed spread
+# (2026-11-30); at full length 0.8-1.0 / 0.06 lost (bench/results/quality_box_fit.json).
 BOX_FIT_ROWS = two_seeds({
     "box 0.8-1.0 of the crop, padding 0-0.06": dict(digit_height=(0.8, 1.0),
                                                     box_padding=(0.0, 0.06)),
