@@ -34,7 +34,8 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_negatives", "ablation_size", "ablation_digit_size", "ablation_no_digit",
          "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera",
          "ablation_augment", "ablation_geometry", "ablation_warm_blur", "ablation_box_fit",
-         "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
+         "ablation_surround", "training", "transform", "portable", "serving", "abuse",
+         "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
@@ -58,6 +59,8 @@ TITLES = {
                           "make demo is, real crops, two seeds",
     "ablation_box_fit": "1q. How much of the crop's height the digit fills, real crops, from "
                         "scratch, two seeds (today's default: the 0.6 rows of 1h)",
+    "ablation_surround": "1r. What surrounds the digit, real crops, from scratch, two seeds "
+                         "(today's default: the 0.6 rows of 1h)",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -99,6 +102,7 @@ ABLATIONS = {
     "ablation_geometry": (ablation.GEOMETRY_ROWS, None),
     "ablation_warm_blur": (ablation.WARM_BLUR_ROWS, PRETRAINED_WEIGHTS),
     "ablation_box_fit": (ablation.BOX_FIT_ROWS, None),
+    "ablation_surround": (ablation.SURROUND_ROWS, None),
 }
 
 
