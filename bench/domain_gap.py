@@ -176,4 +176,5 @@ def table(result: dict) -> str:
                      f"{row['spectrum_log_error']:.3f} |")
     return "\n".join(lines) + (
         f"\n\nMedians over images; {result['generated']} generated digit images per row. "
-        "The plot `bench/results/domain_gap.png` shows the spectrum ratio per frequency.")
+        "The plot `bench/results/domain_gap.png` shows the spectrum ratio per frequency and "
+        "each row's stroke-rows profile (how much of the crop's height the digit fills).")
