@@ -15,11 +15,11 @@ from bench import ablation, quality, run
 from svhn_tfx.components.generator.settings import GeneratorSettings
 
 MEMBERS = 4
-TRAIN, STEPS = 20_000, 1_500   # the from-scratch ablation rows' size (bench/run.py)
 
 
-def measure(dev_dir: str, format1_dir: str, n: int = TRAIN, steps: int = STEPS,
-            members: int = MEMBERS) -> dict:
+def measure(dev_dir: str, format1_dir: str, n: int = run.FULL["ablation_train"],
+            steps: int = run.FULL["ablation_steps"], members: int = MEMBERS) -> dict:
+    """Each network is the size of a from-scratch ablation row (bench/run.py FULL)."""
     sets = quality.real_dev_sets(dev_dir, format1_dir)
     if sets is None:
         return {"skipped": f"no real development crops at {dev_dir}"}
