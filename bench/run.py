@@ -60,7 +60,7 @@ TITLES = {
     "ablation_box_fit": "1q. How much of the crop's height the digit fills, real crops, from "
                         "scratch, two seeds (today's default: the 0.6 rows of 1h)",
     "ablation_surround": "1r. What surrounds the digit, real crops, from scratch, two seeds "
-                         "(the default then: the 0.6 rows of 1h, clutter behind 35%)",
+                         "(today's default: the 0.6 rows of 1h)",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
