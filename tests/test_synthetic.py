@@ -222,3 +222,29 @@ def test_source_jpeg_switch_compresses_the_source_photo():
     assert sum(not np.array_equal(a, b) for a, b in zip(off, on)) >= 5
     with pytest.raises(ValueError):
         GeneratorSettings(source_jpeg_probability=1.5)
+
+
+
+def test_emboss_switch_lights_the_rims_of_the_strokes(monkeypatch):
+    settings = GeneratorSettings(emboss_probability=1.0, distortions=False)
+
+    def renders():
+        return [_render(3, k, settings, label=k % 10) for k in range(8)]
+    monkeypatch.setattr(photo, "EMBOSS_STRENGTH", (0.0, 0.0))   # the same draws, no light
+    unlit = renders()
+    monkeypatch.setattr(photo, "EMBOSS_STRENGTH", (0.6, 0.6))
+    lit = renders()
+    changed = 0
+    for (before, ink, _), (after, _, _) in zip(unlit, lit):
+        diff = np.abs(after.astype(int) - before.astype(int)).max(axis=-1)
+        if not diff.any():
+            continue
+        changed += 1
+        # at output scale, the digits' strokes and one pixel around them
+        near = Image.fromarray((ink > 0.5).astype(np.uint8) * 255).resize(
+            diff.shape[::-1], Image.BOX)
+        near = photo._dilate(np.asarray(near) > 0, 1)
+        assert diff[near].mean() > 3 * diff[~near].mean()
+    assert changed >= 6
+    with pytest.raises(ValueError):
+        GeneratorSettings(emboss_probability=-0.1)

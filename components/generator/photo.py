@@ -16,6 +16,7 @@ TONE_GAMMA = (0.8, 1.25)
 MAX_LEGIBILITY_GAIN = 3.0
 MIN_INK_CONTRAST = 0.1   # final luminance difference ink vs surroundings, at least
 SOURCE_JPEG_QUALITY = (40, 90)
+EMBOSS_STRENGTH = (0.25, 0.6)   # how far an embossed stroke's rims go towards white and black
 
 
 def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -95,6 +96,17 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
         img += (colours["outline"][:, None, None] - img) * outline[None]
     fg = colours["fg"][:, None, None] * (1.0 + rng.uniform(-0.2, 0.2) * ramp(rng, r))[None]
     img += (fg - img) * ink[None]
+    if settings.emboss_probability and rng.random() < settings.emboss_probability:
+        # raised or cast lettering lit from one side: a bright rim on the strokes' edges that
+        # face the light, a dark rim on those that face away (a bevel, inside the strokes)
+        step = int(rng.integers(1, ss + 1))
+        dx, dy = (int(v) for v in rng.integers(-1, 2, size=2) * step)
+        if dx or dy:
+            lit = ink * (1.0 - _shift(ink, dx, dy))
+            unlit = ink * (1.0 - _shift(ink, -dx, -dy))
+            amount = rng.uniform(*EMBOSS_STRENGTH)
+            img += amount * lit[None] * (1.0 - img)
+            img *= (1.0 - amount * unlit)[None]
 
     # light: gradient, a hard cast shadow, glare; then exposure, contrast, white balance
     # and gamma as one lookup table per channel on the quantised image

@@ -51,6 +51,8 @@ class GeneratorSettings:
     frame_probability: float = 0.3        # a plate has a border line in the digit colour
     shadow_probability: float = 0.25      # drop shadow of raised digits
     outline_probability: float = 0.1      # digits outlined in a third colour
+    emboss_probability: float = 0.0       # raised lettering lit from one side (bright and dark
+    # rims inside the strokes)
     low_contrast_fraction: float = 0.3    # digit/background luminance difference in LOW_CONTRAST
     hard_shadow_probability: float = 0.2  # a cast shadow edge across the crop
     clutter_probability: float = 0.7      # photo-like clutter (windows, wires, edges) behind
@@ -80,6 +82,7 @@ class GeneratorSettings:
                              f"{self.supersample}")
         for name in ("no_digit_fraction", "jpeg_fraction", "plate_probability",
                      "frame_probability", "shadow_probability", "outline_probability",
+                     "emboss_probability",
                      "low_contrast_fraction", "hard_shadow_probability",
                      "clutter_probability", "low_res_probability", "min_source_fraction",
                      "source_jpeg_probability"):
