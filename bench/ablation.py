@@ -2,7 +2,8 @@
 
 Each row generates a training set with one ``GeneratorSettings``, trains the project's CNN
 (``build_model``, with the row's ``model`` options if it has any; ``seed`` picks the images
-and the initialisation, 0 unless the row says) on it in memory for a fixed
+and the initialisation, 0 unless the row says; ``train``, how many, if not the benchmark's
+size) on it in memory for a fixed
 number of steps, fits the temperature and the abstention threshold on a generated hold-out
 (as the Trainer does), and scores the result on
 the real development crops (``../shared/data/svhn-real-dev``, never trained on) and the real
@@ -39,10 +40,11 @@ def negatives_without(*kinds) -> dict:
                                        for kind, weight in zip(NEGATIVE_KINDS, weights)))
 
 
-def two_seeds(rows: dict) -> dict:
-    """Each row at seeds 0 and 1: where one seed's spread is as large as the effect."""
+def two_seeds(rows: dict, seeds=(0, 1)) -> dict:
+    """Each row at seeds 0 and 1 (or those given): where one seed's spread is as large as
+    the effect."""
     return {f"{name}, seed {seed}": {**change, "seed": seed}
-            for name, change in rows.items() for seed in (0, 1)}
+            for name, change in rows.items() for seed in seeds}
 
 
 # Each row changes one thing against the current default, to show what that thing is worth.
@@ -207,6 +209,31 @@ SURROUND_ROWS = two_seeds({
         digit_gap=(-0.05, 0.12), number_length_weights=(0.07, 0.5, 0.33, 0.1))})
 
 
+# How the lettering is finished, from scratch (today's default: the clutter rows of 1r before
+# they became the default, 0.841 / 0.865). Among the real misreads are brass and cast numbers
+# lit from one side and numbers outlined in a second colour.
+LETTERING_ROWS = two_seeds({
+    "outlined lettering on 30% of the digits (10% today)": dict(outline_probability=0.3),
+    "embossed lettering (lit rims inside the strokes) on 30% of the digits": dict(
+        emboss_probability=0.3)})
+
+
+# How many distinct images the same number of steps sees, from scratch (today's default as in
+# LETTERING_ROWS, 0.841 / 0.865 at seeds 0 / 1; here at seeds 2 and 3 too). make pretrain
+# shows each of its 300,000 images about 13 times.
+DATA_ROWS = {**two_seeds({"20,000 generated images (today's default)": {}}, seeds=(2, 3)),
+             **two_seeds({"60,000 generated images, 3x as many for the same steps (each seen "
+                          "~3 times)": dict(train=60_000)}, seeds=(0, 1, 2, 3))}
+
+
+# The same question for make demo's fine-tuning of pretrained/ (the weights of 2026-11-30
+# 23:48 UTC): 10,000 images for 800 steps (each seen ~10 times), against 30,000.
+WARM_DATA_ROWS = two_seeds({
+    "10,000 generated images (as the other fine-tuning rows)": {},
+    "30,000 generated images, 3x as many for the same steps (each seen ~3 times)": dict(
+        train=30_000)})
+
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE
@@ -283,9 +310,10 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
         change = dict(change)
         model_options = change.pop("model", None)
         seed = change.pop("seed", 0)
+        images = change.pop("train", n)
         settings = dataclasses.replace(GeneratorSettings(), **change)
         print(f"bench: ablation '{name}'", flush=True)
-        results[name] = train_and_score(settings, n, steps, real, seed=seed,
+        results[name] = train_and_score(settings, images, steps, real, seed=seed,
                                         warm_start=warm_start, model_options=model_options)
     return {"train": n, "steps": steps, "warm_start": warm_start,
             "learning_rate": learning_rate(warm_start), "rows": results}
@@ -303,7 +331,8 @@ def table(result: dict) -> str:
                     f"{quality.fmt(m['no_digit_auroc'])} | "
                     f"{m['generated_hold_out_accuracy']:.3f} |")
     return "\n".join(rows) + (
-        f"\n\nEach row: {result['train']} generated images, {result['steps']} steps of "
+        f"\n\nEach row: {result['train']} generated images (where its name gives no other "
+        f"count), {result['steps']} steps of "
         f"{configs.BATCH_SIZE} in memory "
         + ("from scratch" if not result.get("warm_start") else
            "fine-tuning {}/{} as make demo does".format(

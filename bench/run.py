@@ -34,8 +34,8 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_negatives", "ablation_size", "ablation_digit_size", "ablation_no_digit",
          "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera",
          "ablation_augment", "ablation_geometry", "ablation_warm_blur", "ablation_box_fit",
-         "ablation_surround", "training", "transform", "portable", "serving", "abuse",
-         "end_to_end", "scaling"]
+         "ablation_surround", "ablation_lettering", "ablation_data", "ablation_warm_data",
+         "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
@@ -61,6 +61,12 @@ TITLES = {
                         "scratch, two seeds (today's default: the 0.6 rows of 1h)",
     "ablation_surround": "1r. What surrounds the digit, real crops, from scratch, two seeds "
                          "(today's default: the 0.6 rows of 1h)",
+    "ablation_lettering": "1s. How the lettering is finished, real crops, from scratch, two seeds "
+                          "(today's default: the clutter rows of 1r, 0.841 / 0.865)",
+    "ablation_data": "1t. More distinct images for the same steps, real crops, from scratch, "
+                     "four seeds (seeds 0 and 1 of today's default: the clutter rows of 1r)",
+    "ablation_warm_data": "1u. More distinct images for the same steps, fine-tuned from "
+                          "pretrained/ as make demo is, real crops, two seeds",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -103,6 +109,9 @@ ABLATIONS = {
     "ablation_warm_blur": (ablation.WARM_BLUR_ROWS, PRETRAINED_WEIGHTS),
     "ablation_box_fit": (ablation.BOX_FIT_ROWS, None),
     "ablation_surround": (ablation.SURROUND_ROWS, None),
+    "ablation_lettering": (ablation.LETTERING_ROWS, None),
+    "ablation_data": (ablation.DATA_ROWS, None),
+    "ablation_warm_data": (ablation.WARM_DATA_ROWS, PRETRAINED_WEIGHTS),
 }
 
 
