@@ -2,8 +2,8 @@
 
 Each row generates a training set with one ``GeneratorSettings``, trains the project's CNN
 (``build_model``, with the row's ``model`` options if it has any; ``seed`` picks the images
-and the initialisation, 0 unless the row says; ``train``, how many, if not the benchmark's
-size) on it in memory for a fixed
+and the initialisation, 0 unless the row says; ``images_x`` and ``steps_x`` multiply the
+benchmark's image count and steps, so that --quick stays small) on it in memory for a fixed
 number of steps, fits the temperature and the abstention threshold on a generated hold-out
 (as the Trainer does), and scores the result on
 the real development crops (``../shared/data/svhn-real-dev``, never trained on) and the real
@@ -223,7 +223,7 @@ LETTERING_ROWS = two_seeds({
 # shows each of its 300,000 images about 13 times.
 DATA_ROWS = {**two_seeds({"20,000 generated images (today's default)": {}}, seeds=(2, 3)),
              **two_seeds({"60,000 generated images, 3x as many for the same steps (each seen "
-                          "~3 times)": dict(train=60_000)}, seeds=(0, 1, 2, 3))}
+                          "~3 times)": dict(images_x=3)}, seeds=(0, 1, 2, 3))}
 
 
 # The same question for make demo's fine-tuning of pretrained/ (the weights of 2026-11-30
@@ -231,7 +231,15 @@ DATA_ROWS = {**two_seeds({"20,000 generated images (today's default)": {}}, seed
 WARM_DATA_ROWS = two_seeds({
     "10,000 generated images (as the other fine-tuning rows)": {},
     "30,000 generated images, 3x as many for the same steps (each seen ~3 times)": dict(
-        train=30_000)})
+        images_x=3)})
+
+
+# The same question at four times the steps (6,000, from scratch, one seed each): does the
+# gain of distinct images hold as training gets longer, towards make pretrain's 30,000?
+LONGER_DATA_ROWS = {
+    "4x the steps, 80,000 generated images (each seen ~10 times, as make pretrain's)": dict(
+        steps_x=4, images_x=4),
+    "4x the steps, 240,000 generated images (each seen ~3 times)": dict(steps_x=4, images_x=12)}
 
 
 def learning_rate(warm_start: str = None) -> float:
@@ -310,10 +318,11 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
         change = dict(change)
         model_options = change.pop("model", None)
         seed = change.pop("seed", 0)
-        images = change.pop("train", n)
+        images = n * change.pop("images_x", 1)
+        row_steps = steps * change.pop("steps_x", 1)
         settings = dataclasses.replace(GeneratorSettings(), **change)
         print(f"bench: ablation '{name}'", flush=True)
-        results[name] = train_and_score(settings, images, steps, real, seed=seed,
+        results[name] = train_and_score(settings, images, row_steps, real, seed=seed,
                                         warm_start=warm_start, model_options=model_options)
     return {"train": n, "steps": steps, "warm_start": warm_start,
             "learning_rate": learning_rate(warm_start), "rows": results}
@@ -331,9 +340,8 @@ def table(result: dict) -> str:
                     f"{quality.fmt(m['no_digit_auroc'])} | "
                     f"{m['generated_hold_out_accuracy']:.3f} |")
     return "\n".join(rows) + (
-        f"\n\nEach row: {result['train']} generated images (where its name gives no other "
-        f"count), {result['steps']} steps of "
-        f"{configs.BATCH_SIZE} in memory "
+        f"\n\nEach row: {result['train']} generated images, {result['steps']} steps of "
+        f"{configs.BATCH_SIZE} (where its name gives other counts) in memory "
         + ("from scratch" if not result.get("warm_start") else
            "fine-tuning {}/{} as make demo does".format(
                *result["warm_start"].split(os.sep)[-2:])) +

@@ -35,7 +35,8 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera",
          "ablation_augment", "ablation_geometry", "ablation_warm_blur", "ablation_box_fit",
          "ablation_surround", "ablation_lettering", "ablation_data", "ablation_warm_data",
-         "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
+         "ablation_longer_data", "training", "transform", "portable", "serving", "abuse",
+         "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",
@@ -67,6 +68,8 @@ TITLES = {
                      "four seeds (seeds 0 and 1 of today's default: the clutter rows of 1r)",
     "ablation_warm_data": "1u. More distinct images for the same steps, fine-tuned from "
                           "pretrained/ as make demo is, real crops, two seeds",
+    "ablation_longer_data": "1v. More distinct images at four times the steps, real crops, "
+                            "from scratch, one seed",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -112,6 +115,7 @@ ABLATIONS = {
     "ablation_lettering": (ablation.LETTERING_ROWS, None),
     "ablation_data": (ablation.DATA_ROWS, None),
     "ablation_warm_data": (ablation.WARM_DATA_ROWS, PRETRAINED_WEIGHTS),
+    "ablation_longer_data": (ablation.LONGER_DATA_ROWS, None),
 }
 
 
