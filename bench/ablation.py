@@ -40,9 +40,9 @@ def negatives_without(*kinds) -> dict:
                                        for kind, weight in zip(NEGATIVE_KINDS, weights)))
 
 
-def two_seeds(rows: dict, seeds=(0, 1)) -> dict:
-    """Each row at seeds 0 and 1 (or those given): where one seed's spread is as large as
-    the effect."""
+def with_seeds(rows: dict, seeds=(0, 1)) -> dict:
+    """Each row at each of the seeds (0 and 1 unless given): where one seed's spread is as
+    large as the effect."""
     return {f"{name}, seed {seed}": {**change, "seed": seed}
             for name, change in rows.items() for seed in seeds}
 
@@ -76,14 +76,14 @@ WARM_ROWS = {
 
 # The no-digit kinds, from scratch.
 LETTERS_BEFORE = (0.24, 0.18, 0.16, 0.36, 0.06)   # negative_weights until this row set
-NEGATIVE_ROWS = two_seeds({
+NEGATIVE_ROWS = with_seeds({
     "letters 4% of negatives (today's default)": {},
     "letters 16% (before)": dict(negative_weights=LETTERS_BEFORE),
     "no letters": negatives_without("letters")})
 
 
 # How much of the crop the labelled digit's box fills, from scratch.
-DIGIT_SIZE_ROWS = two_seeds({
+DIGIT_SIZE_ROWS = with_seeds({
     f"box {low}-1.0 of the crop side{note}": dict(digit_height=(low, 1.0))
     for low, note in ((0.6, " (today's default)"), (0.7, ""), (0.8, ""))})
 
@@ -105,7 +105,7 @@ SIZE_ROWS = {
 
 
 # The share of no-digit images, from scratch.
-NO_DIGIT_ROWS = two_seeds({
+NO_DIGIT_ROWS = with_seeds({
     "no digit 6% of the images (today's default)": {},
     "no digit 10% (before)": dict(no_digit_fraction=0.10)})
 
@@ -115,7 +115,7 @@ NO_DIGIT_ROWS = two_seeds({
 # percentile), median 0.54. The generator's were about 0.59-0.96, median 0.75 (now 0.45-0.77,
 # median 0.59), and the weights made from them read real crops stretched 1.1x horizontally
 # 0.850 against 0.824 unstretched.
-ASPECT_ROWS = two_seeds({
+ASPECT_ROWS = with_seeds({
     "lettering 0.75-1.3 as wide as the font (before)": dict(aspect_stretch=(0.75, 1.3)),
     "0.6-1.1 as wide": dict(aspect_stretch=(0.6, 1.1)),
     "0.5-0.95 as wide (today's default)": {}})
@@ -130,7 +130,7 @@ ASPECT_ROWS = two_seeds({
 # reads, a skew between training and serving that the project does not build in. (Boxes of
 # 0.7-1.0 of the crop, the generator's default while they ran; the first rows are the 0.7 rows
 # of DIGIT_SIZE_ROWS again, to the digit: these runs are deterministic.)
-BLUR_ROWS = two_seeds({
+BLUR_ROWS = with_seeds({
     "no low-pass (today's model), boxes 0.7-1.0": dict(digit_height=(0.7, 1.0),
                                                        model=dict(input_blur_sigma=0.0)),
     "gaussian low-pass, sigma 1 px, on the model's input, boxes 0.7-1.0": dict(
@@ -139,14 +139,14 @@ BLUR_ROWS = two_seeds({
 
 # The camera's fine detail in the generator, from scratch (today's default: the 0.6 rows of
 # DIGIT_SIZE_ROWS, which these deterministic runs would repeat to the digit).
-CAMERA_ROWS = two_seeds({
+CAMERA_ROWS = with_seeds({
     "JPEG at the source's scale before the resize, half the photos": dict(
         source_jpeg_probability=0.5),
     "less blur (sigma up to 1.5 px, low resolution 40% of the photos)": dict(
         blur_sigma=1.5, low_res_probability=0.4)})
 
 # The same, fine-tuned from pretrained/ as make demo is: does the demo's own data gain from it?
-WARM_CAMERA_ROWS = two_seeds({
+WARM_CAMERA_ROWS = with_seeds({
     "today's generator": {},
     "JPEG at the source's scale before the resize, half the photos": dict(
         source_jpeg_probability=0.5)})
@@ -156,7 +156,7 @@ WARM_CAMERA_ROWS = two_seeds({
 # of DIGIT_SIZE_ROWS, which these deterministic runs would repeat to the digit). Random
 # convolutions, which carry digits from synthetic to real in the literature, changed nothing
 # here: 0.843 / 0.841 against 0.843 / 0.843 (2026-11-30).
-AUGMENT_ROWS = two_seeds({
+AUGMENT_ROWS = with_seeds({
     "random convolution (RandConv), half the batches": dict(
         model=dict(random_conv_probability=0.5))})
 
@@ -166,7 +166,7 @@ AUGMENT_ROWS = two_seeds({
 # hand-lettered digits leaning far more than the generator's shear of 0.2, then turned ones.
 # Neither helps: shear up to 0.4 reads 0.821 / 0.841, rotation up to 20 degrees 0.835 / 0.843,
 # against 0.843 / 0.843 (2026-11-30): what they teach of the rare crops costs the common ones.
-GEOMETRY_ROWS = two_seeds({
+GEOMETRY_ROWS = with_seeds({
     "shear up to 0.4 (italic lettering)": dict(max_shear=0.4),
     "rotation up to 20 degrees": dict(max_rotation_deg=20.0)})
 
@@ -176,7 +176,7 @@ GEOMETRY_ROWS = two_seeds({
 # them gains more than it loses (bench/fine_detail.py); this asks whether fine-tuning keeps it.
 # It does not: 0.871 / 0.860 against 0.858 / 0.867, and more real backgrounds called a digit
 # (2026-11-30): the network learns the blurred images as it learned the sharp ones.
-WARM_BLUR_ROWS = two_seeds({
+WARM_BLUR_ROWS = with_seeds({
     "no low-pass (today's model)": {},
     "gaussian low-pass, sigma 1 px, on the model's input": dict(
         model=dict(input_blur_sigma=1.0))})
@@ -188,7 +188,7 @@ WARM_BLUR_ROWS = two_seeds({
 # generator pads the box by up to 0.12 of the height at top and at bottom and draws the box
 # 0.6-1.0 of the crop, which leaves the digit about 0.73 of it. Within the seed spread
 # (2026-11-30); at full length 0.8-1.0 / 0.06 lost (bench/results/quality_box_fit.json).
-BOX_FIT_ROWS = two_seeds({
+BOX_FIT_ROWS = with_seeds({
     "box 0.8-1.0 of the crop, padding 0-0.06": dict(digit_height=(0.8, 1.0),
                                                     box_padding=(0.0, 0.06)),
     "box 0.85-1.0 of the crop, padding 0-0.04": dict(digit_height=(0.85, 1.0),
@@ -202,7 +202,7 @@ BOX_FIT_ROWS = two_seeds({
 # Closer neighbours read worse (0.834 / 0.821), more clutter (70% for 35%) a point better on
 # average, inside the seed spread (0.841 / 0.865), against 0.843 / 0.843 (2026-11-30); neither
 # moves |d/dx|. 70% held at full length and became the default, so the row is now the 35%.
-SURROUND_ROWS = two_seeds({
+SURROUND_ROWS = with_seeds({
     "clutter behind 35% of the digits (windows, wires, edges; the default until 2026-11-30)":
         dict(clutter_probability=0.35),
     "closer neighbours: spacing -0.05-0.12 of the height, 7% single digits": dict(
@@ -212,7 +212,7 @@ SURROUND_ROWS = two_seeds({
 # How the lettering is finished, from scratch (today's default: the clutter rows of 1r before
 # they became the default, 0.841 / 0.865). Among the real misreads are brass and cast numbers
 # lit from one side and numbers outlined in a second colour.
-LETTERING_ROWS = two_seeds({
+LETTERING_ROWS = with_seeds({
     "outlined lettering on 30% of the digits (10% today)": dict(outline_probability=0.3),
     "embossed lettering (lit rims inside the strokes) on 30% of the digits": dict(
         emboss_probability=0.3)})
@@ -221,14 +221,14 @@ LETTERING_ROWS = two_seeds({
 # How many distinct images the same number of steps sees, from scratch (today's default as in
 # LETTERING_ROWS, 0.841 / 0.865 at seeds 0 / 1; here at seeds 2 and 3 too). make pretrain
 # shows each of its 300,000 images about 13 times.
-DATA_ROWS = {**two_seeds({"20,000 generated images (today's default)": {}}, seeds=(2, 3)),
-             **two_seeds({"60,000 generated images, 3x as many for the same steps (each seen "
+DATA_ROWS = {**with_seeds({"20,000 generated images (today's default)": {}}, seeds=(2, 3)),
+             **with_seeds({"60,000 generated images, 3x as many for the same steps (each seen "
                           "~3 times)": dict(images_x=3)}, seeds=(0, 1, 2, 3))}
 
 
 # The same question for make demo's fine-tuning of pretrained/ (the weights of 2026-11-30
 # 23:48 UTC): 10,000 images for 800 steps (each seen ~10 times), against 30,000.
-WARM_DATA_ROWS = two_seeds({
+WARM_DATA_ROWS = with_seeds({
     "10,000 generated images (as the other fine-tuning rows)": {},
     "30,000 generated images, 3x as many for the same steps (each seen ~3 times)": dict(
         images_x=3)})

@@ -224,7 +224,6 @@ def test_source_jpeg_switch_compresses_the_source_photo():
         GeneratorSettings(source_jpeg_probability=1.5)
 
 
-
 def test_emboss_switch_lights_the_rims_of_the_strokes(monkeypatch):
     settings = GeneratorSettings(emboss_probability=1.0, distortions=False)
 
