@@ -65,6 +65,24 @@ def _legible(pixels: np.ndarray, ink: np.ndarray, size: int) -> np.ndarray:
     return np.clip((pixels - pivot) * gain + pivot + 0.5, 0, 255).astype(np.uint8)
 
 
+def _noisy(rng: np.random.Generator, pixels: np.ndarray, sigma: float) -> np.ndarray:
+    """Sensor noise of ``sigma`` (of 255): mostly in luminance, a little per colour."""
+    h, w = pixels.shape[:2]
+    out = pixels.astype(np.float32)
+    out += sigma * rng.standard_normal((h, w, 1), dtype=np.float32)
+    out += 0.4 * sigma * rng.standard_normal((h, w, 3), dtype=np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _source_jpeg(rng: np.random.Generator, settings: GeneratorSettings, pil: Image.Image):
+    """The photo as its camera stored it, on some of them: JPEG blocks at the source's scale."""
+    if settings.source_jpeg_probability and rng.random() < settings.source_jpeg_probability:
+        stored = io.BytesIO()
+        pil.save(stored, "JPEG", quality=int(rng.integers(*SOURCE_JPEG_QUALITY)))
+        pil = Image.open(io.BytesIO(stored.getvalue())).convert("RGB")
+    return pil
+
+
 def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
     """(uint8 size x size x 3 pixels, ink mask at render resolution, kind of image)."""
     r = settings.size * settings.supersample
@@ -141,25 +159,30 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
                 kernel[:, 2] = 1
             pil = pil.filter(ImageFilter.Kernel((5, 5), kernel.ravel().tolist(), scale=5))
             sigma = 0.0
+        source = r
         if rng.random() < settings.low_res_probability:
             lowest = settings.min_source_fraction + (1 - settings.min_source_fraction) * min(
                 sigma / settings.blur_sigma, 1.0) * 0.6
-            small = int(round(size * rng.uniform(lowest, 1.0)))
-            pil = pil.resize((small, small), Image.BILINEAR)
-        if settings.source_jpeg_probability and rng.random() < settings.source_jpeg_probability:
-            stored = io.BytesIO()
-            pil.save(stored, "JPEG", quality=int(rng.integers(*SOURCE_JPEG_QUALITY)))
-            pil = Image.open(io.BytesIO(stored.getvalue())).convert("RGB")
+            source = int(round(size * rng.uniform(lowest, 1.0)))
+            pil = pil.resize((source, source), Image.BILINEAR)
+        if settings.camera_at_source:
+            # as a street photo is made: the lens and the sensor at the photo's own scale,
+            # then its JPEG, then the crop resized to 32 px last (SVHN's own step), which
+            # leaves the resize's own texture on top, never smoothed away
+            if sigma > 0.15:
+                pil = pil.filter(ImageFilter.GaussianBlur(sigma * source / size))
+            noise = settings.noise_sigma * rng.random() ** 2  # mostly mild
+            if noise > 0.5:
+                pil = Image.fromarray(_noisy(rng, np.asarray(pil), noise))
+        pil = _source_jpeg(rng, settings, pil)
         pil = pil.resize((size, size), Image.BICUBIC if rng.random() < 0.7 else Image.BILINEAR)
-        if sigma > 0.15:  # defocus, at output scale (4x cheaper than at render scale)
-            pil = pil.filter(ImageFilter.GaussianBlur(sigma))
+        if not settings.camera_at_source and sigma > 0.15:
+            pil = pil.filter(ImageFilter.GaussianBlur(sigma))  # at output scale, 4x cheaper
         pixels = _legible(np.asarray(pil), ink, size)
-        noise = settings.noise_sigma * rng.random() ** 2  # mostly mild
-        if noise > 0.5:
-            out = pixels.astype(np.float32)
-            out += noise * rng.standard_normal((size, size, 1), dtype=np.float32)
-            out += 0.4 * noise * rng.standard_normal((size, size, 3), dtype=np.float32)
-            pixels = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        if not settings.camera_at_source:
+            noise = settings.noise_sigma * rng.random() ** 2
+            if noise > 0.5:
+                pixels = _noisy(rng, pixels, noise)
     else:
         pixels = _legible(np.asarray(pil.resize((size, size), Image.BICUBIC)), ink, size)
     return pixels, ink, kind

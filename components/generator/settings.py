@@ -73,6 +73,8 @@ class GeneratorSettings:
     # scratch within the seed spread (bench/ablation.py CAMERA_ROWS); at full length (make
     # pretrain) 0.861 of real crops against 0.850 off, the demo recipe 0.861 against 0.841,
     # fewer real digits called "no digit" (README, "The source JPEG at full length")
+    camera_at_source: bool = False        # defocus and sensor noise at the photo's own scale,
+    # before its JPEG and the resize to the crop (a street photo's order), not after the resize
     # NEGATIVE_KINDS; letters are few: each one teaches that a digit-sized glyph can be no
     # digit, and real digits in unusual lettering were then called "no digit" (bench/ablation.py)
     negative_weights: Tuple[float, ...] = (0.24, 0.22, 0.04, 0.40, 0.06)

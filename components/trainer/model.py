@@ -33,6 +33,9 @@ RANDOM_CONV_PROBABILITY = 0.0   # share of training batches seen through a rando
 # (0: none). Half the batches read real crops 0.843 / 0.841 from scratch against 0.843 /
 # 0.843 without (bench/ablation.py AUGMENT_ROWS): the generator's textures are not what misleads
 RANDOM_CONV_SIZES = (1, 3, 5, 7)   # its kernel sides, drawn per batch
+INSTANCE_NORM_BLOCKS = 0   # first conv blocks normalised per image (instance norm) instead of
+# per batch: style (blur, texture, contrast) is removed where the features are still local
+# (IBN-Net, Pan et al. 2018). 0: batch norm throughout
 
 
 class PerImageStandardization(keras.layers.Layer):
@@ -100,11 +103,12 @@ class RandomConvolution(keras.layers.Layer):
         return {**super().get_config(), "probability": self.probability, "sizes": self.sizes}
 
 
-def _conv_block(x, filters: int, convs: int):
+def _conv_block(x, filters: int, convs: int, per_image: bool = False):
     for _ in range(convs):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                 kernel_regularizer=keras.regularizers.l2(WEIGHT_DECAY))(x)
-        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.GroupNormalization(filters)(x) if per_image else \
+            keras.layers.BatchNormalization()(x)
         x = keras.layers.ReLU()(x)
     return keras.layers.MaxPooling2D()(x)
 
@@ -114,7 +118,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 conv_filters=CONV_FILTERS, convs_per_block: int = CONVS_PER_BLOCK,
                 dense_units: int = DENSE_UNITS,
                 input_blur_sigma: float = INPUT_BLUR_SIGMA,
-                random_conv_probability: float = RANDOM_CONV_PROBABILITY) -> keras.Model:
+                random_conv_probability: float = RANDOM_CONV_PROBABILITY,
+                instance_norm_blocks: int = INSTANCE_NORM_BLOCKS) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -132,8 +137,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     if random_conv_probability:
         x = RandomConvolution(random_conv_probability)(x)
     x = PerImageStandardization()(x)
-    for filters in conv_filters:
-        x = _conv_block(x, filters, convs_per_block)
+    for block, filters in enumerate(conv_filters):
+        x = _conv_block(x, filters, convs_per_block, per_image=block < instance_norm_blocks)
     features = keras.layers.GlobalAveragePooling2D()(x)
     if centre_head:
         centre = keras.layers.Flatten()(keras.layers.Cropping2D(CENTRE_CROP)(x))
