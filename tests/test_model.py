@@ -65,3 +65,18 @@ def test_a_model_with_random_convolution_serves_as_the_one_without():
     images = np.random.default_rng(3).random((4, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(augmented(images, training=False).numpy(),
                                plain(images, training=False).numpy(), atol=1e-6)
+
+
+def test_instance_norm_blocks_normalise_each_image_alone_and_reload():
+    import tf_keras as keras
+    net = build_model(1e-3, instance_norm_blocks=1)
+    norms = [type(layer).__name__ for layer in net.layers
+             if isinstance(layer, (keras.layers.GroupNormalization,
+                                   keras.layers.BatchNormalization))]
+    assert norms[:2] == ["GroupNormalization"] * 2 and set(norms[2:]) == {"BatchNormalization"}
+    images = np.random.default_rng(3).random((4, 32, 32, 3)).astype(np.float32)
+    # in training, batch norm would mix the batch; here the first block must not
+    features = keras.Model(net.input, net.layers[[type(layer).__name__ for layer in
+                                                  net.layers].index("ReLU", 3)].output)
+    np.testing.assert_allclose(features(images[:1], training=True).numpy(),
+                               features(images, training=True).numpy()[:1], atol=1e-5)

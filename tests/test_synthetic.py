@@ -224,6 +224,24 @@ def test_source_jpeg_switch_compresses_the_source_photo():
         GeneratorSettings(source_jpeg_probability=1.5)
 
 
+
+def test_camera_at_source_noises_the_photo_before_the_crop_is_resized():
+    """Sensor noise of a small source photo, resized up to the crop, is coarser than noise
+    added to the crop's own pixels: a smaller share of the crop's pixel-to-pixel change."""
+    def fine_share(at_source):
+        settings = GeneratorSettings(camera_at_source=at_source, blur_sigma=0.01,
+                                     noise_sigma=40.0, low_res_probability=1.0,
+                                     source_jpeg_probability=0.0)
+        shares = []
+        for k in range(24):
+            y = synthetic.render_example(np.random.default_rng(k), settings,
+                                         label=k % 10).astype(np.float32).mean(-1)
+            lap = np.abs(4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2]
+                         - y[1:-1, 2:])
+            shares.append(lap.mean() / (y.std() + 1e-3))
+        return float(np.median(shares))
+    assert fine_share(True) < 0.7 * fine_share(False)
+
 def test_emboss_switch_lights_the_rims_of_the_strokes(monkeypatch):
     settings = GeneratorSettings(emboss_probability=1.0, distortions=False)
 
