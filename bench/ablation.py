@@ -242,7 +242,6 @@ LONGER_DATA_ROWS = {
     "4x the steps, 240,000 generated images (each seen ~3 times)": dict(steps_x=4, images_x=12)}
 
 
-
 # The order of the camera's steps, from scratch, four seeds (today's default at seeds 0-3:
 # 0.841 / 0.865 in 1r, 0.839 / 0.837 in 1t). A street photo is blurred by its lens and noised
 # by its sensor at its own scale, stored as JPEG, and only then is SVHN's crop resized to 32 px;
@@ -261,6 +260,7 @@ CAMERA_ORDER_ROWS = with_seeds({
 NORM_ROWS = with_seeds({
     "instance norm in the first conv block (batch norm after it)": dict(
         model=dict(instance_norm_blocks=1))}, seeds=(0, 1, 2, 3))
+
 
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""

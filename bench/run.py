@@ -35,8 +35,8 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_aspect", "ablation_blur", "ablation_camera", "ablation_warm_camera",
          "ablation_augment", "ablation_geometry", "ablation_warm_blur", "ablation_box_fit",
          "ablation_surround", "ablation_lettering", "ablation_data", "ablation_warm_data",
-         "ablation_longer_data", "ablation_camera_order", "ablation_norm", "training", "transform", "portable", "serving", "abuse",
-         "end_to_end", "scaling"]
+         "ablation_longer_data", "ablation_camera_order", "ablation_norm", "training",
+         "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
     "ablation": "1b. Generator ablations on real crops",

@@ -67,7 +67,7 @@ def test_a_model_with_random_convolution_serves_as_the_one_without():
                                plain(images, training=False).numpy(), atol=1e-6)
 
 
-def test_instance_norm_blocks_normalise_each_image_alone_and_reload():
+def test_instance_norm_blocks_normalise_each_image_alone():
     import tf_keras as keras
     net = build_model(1e-3, instance_norm_blocks=1)
     norms = [type(layer).__name__ for layer in net.layers

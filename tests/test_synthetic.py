@@ -224,7 +224,6 @@ def test_source_jpeg_switch_compresses_the_source_photo():
         GeneratorSettings(source_jpeg_probability=1.5)
 
 
-
 def test_camera_at_source_noises_the_photo_before_the_crop_is_resized():
     """Sensor noise of a small source photo, resized up to the crop, is coarser than noise
     added to the crop's own pixels: a smaller share of the crop's pixel-to-pixel change."""
@@ -241,6 +240,7 @@ def test_camera_at_source_noises_the_photo_before_the_crop_is_resized():
             shares.append(lap.mean() / (y.std() + 1e-3))
         return float(np.median(shares))
     assert fine_share(True) < 0.7 * fine_share(False)
+
 
 def test_emboss_switch_lights_the_rims_of_the_strokes(monkeypatch):
     settings = GeneratorSettings(emboss_probability=1.0, distortions=False)

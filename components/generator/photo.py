@@ -179,7 +179,7 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
         if not settings.camera_at_source and sigma > 0.15:
             pil = pil.filter(ImageFilter.GaussianBlur(sigma))  # at output scale, 4x cheaper
         pixels = _legible(np.asarray(pil), ink, size)
-        if not settings.camera_at_source:
+        if not settings.camera_at_source:   # drawn here: the default's draws keep their order
             noise = settings.noise_sigma * rng.random() ** 2
             if noise > 0.5:
                 pixels = _noisy(rng, pixels, noise)

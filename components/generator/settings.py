@@ -74,7 +74,9 @@ class GeneratorSettings:
     # pretrain) 0.861 of real crops against 0.850 off, the demo recipe 0.861 against 0.841,
     # fewer real digits called "no digit" (README, "The source JPEG at full length")
     camera_at_source: bool = False        # defocus and sensor noise at the photo's own scale,
-    # before its JPEG and the resize to the crop (a street photo's order), not after the resize
+    # before its JPEG and the resize to the crop (a street photo's order), not after the resize.
+    # From scratch 0.841 of real crops (mean of four seeds) against 0.846 (bench/ablation.py
+    # CAMERA_ORDER_ROWS); a full-length run was made but not yet measured (README)
     # NEGATIVE_KINDS; letters are few: each one teaches that a digit-sized glyph can be no
     # digit, and real digits in unusual lettering were then called "no digit" (bench/ablation.py)
     negative_weights: Tuple[float, ...] = (0.24, 0.22, 0.04, 0.40, 0.06)
