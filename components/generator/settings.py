@@ -76,7 +76,8 @@ class GeneratorSettings:
     camera_at_source: bool = False        # defocus and sensor noise at the photo's own scale,
     # before its JPEG and the resize to the crop (a street photo's order), not after the resize.
     # From scratch 0.841 of real crops (mean of four seeds) against 0.846 (bench/ablation.py
-    # CAMERA_ORDER_ROWS); a full-length run was made but not yet measured (README)
+    # CAMERA_ORDER_ROWS); at 20,000 steps of make pretrain 0.863 alone, 0.880 by the demo
+    # recipe, against 0.865 / 0.871 for pretrained/ at 30,000: inside the noise (README)
     # NEGATIVE_KINDS; letters are few: each one teaches that a digit-sized glyph can be no
     # digit, and real digits in unusual lettering were then called "no digit" (bench/ablation.py)
     negative_weights: Tuple[float, ...] = (0.24, 0.22, 0.04, 0.40, 0.06)
