@@ -27,7 +27,8 @@ FINAL_LR_FRACTION = 0.02
 CENTRE_CROP = 1   # feature-map cells cut from each side for the head's centre: 2x2 of 4x4
 INPUT_BLUR_SIGMA = 0.0   # gaussian low-pass on the input, pixels (0: none). Blurring real
 # crops by 1 px before a model trained without it reads them 3 points better, but training
-# and serving with it reads them worse (bench/ablation.py BLUR_ROWS)
+# and serving with it reads them worse (bench/ablation.py BLUR_ROWS), and no better with
+# less blur in the generator to make up for it (SERVED_BLUR_ROWS)
 BLUR_TRUNCATE = 4.0      # kernel radius in sigmas (scipy.ndimage.gaussian_filter's)
 RANDOM_CONV_PROBABILITY = 0.0   # share of training batches seen through a random filter
 # (0: none). Half the batches read real crops 0.843 / 0.841 from scratch against 0.843 /
