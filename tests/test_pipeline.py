@@ -15,7 +15,7 @@ from svhn_tfx.components.anomaly_gate import DataAnomaliesError
 from svhn_tfx.components.converters.records import read_split
 from svhn_tfx.components.generator.synthetic import generate
 from svhn_tfx.schema.signatures import (ANSWER_SHARES, CALIBRATION_ASSET, CLASSIFY_METHOD,
-                                        CLASSIFY_SIGNATURE)
+                                        CLASSIFY_SIGNATURE, NOT_ANSWERED)
 from svhn_tfx.components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
 from svhn_tfx.pipeline import configs
 from svhn_tfx.schema.images import encode
@@ -246,14 +246,18 @@ def _no_digit_images():
 
 
 def test_no_digit_images_get_low_digit_confidence_unlike_a_10_class_model(run, pushed):
-    """The pushed model's confidence in any digit on pictures with no digit, against the
-    same network trained for the same steps on digits only (10 classes, plain softmax):
-    the model of the original bug report."""
+    """The pushed model on pictures with no digit, against the same network trained for the
+    same steps on digits only (10 classes, plain softmax): the model of the original bug
+    report, which names a digit for every picture. Ours names a digit for few of them, and
+    its confidence in any digit is well below the 10-class model's (both trained for a few
+    hundred steps, so the 10-class model's own confidence varies from run to run: the
+    margin is the ratio's, not a fixed level)."""
     from svhn_tfx.components.trainer.model import build_model
     real, synthetic = _no_digit_images()
     images = real + synthetic
-    ours = pushed.signatures["serving_default"](image_bytes=tf.constant(images))[
-        "probabilities"].numpy()[:, :schema.NUM_DIGITS].max(axis=1)
+    answers = pushed.signatures["serving_default"](image_bytes=tf.constant(images))
+    ours = answers["probabilities"].numpy()[:, :schema.NUM_DIGITS].max(axis=1)
+    named = answers["digit"].numpy() != NOT_ANSWERED
 
     digits_only = _training_input(run, "train", batch_size=64, shuffle=True).unbatch() \
         .filter(lambda image, label: label < schema.NUM_DIGITS).batch(64)
@@ -266,8 +270,10 @@ def test_no_digit_images_get_low_digit_confidence_unlike_a_10_class_model(run, p
     print(f"mean digit confidence on {len(images)} no-digit images ({len(real)} real SVHN "
           f"backgrounds): this model {ours.mean():.3f}, 10-class softmax {theirs.mean():.3f}; "
           f"real backgrounds only: {ours[:len(real)].mean() if real else float('nan'):.3f} vs "
-          f"{theirs[:len(real)].mean() if real else float('nan'):.3f}")
-    assert ours.mean() < 0.5 * theirs.mean()
+          f"{theirs[:len(real)].mean() if real else float('nan'):.3f}; "
+          f"a digit named for {named.sum()} of {len(images)}")
+    assert named.mean() <= 0.1
+    assert ours.mean() < 0.7 * theirs.mean()
 
 
 def test_an_anomaly_stops_the_run_before_training(tmp_path):
