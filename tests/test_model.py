@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from svhn_tfx.components.trainer.model import GaussianLowPass, RandomConvolution, build_model
+from svhn_tfx.components.trainer.model import (GaussianLowPass, RandomConvolution, WeightAverage,
+                                                 build_model)
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])
@@ -80,3 +81,25 @@ def test_instance_norm_blocks_normalise_each_image_alone():
                                                   net.layers].index("ReLU", 3)].output)
     np.testing.assert_allclose(features(images[:1], training=True).numpy(),
                                features(images, training=True).numpy()[:1], atol=1e-5)
+
+
+def test_weight_average_leaves_the_mean_of_the_weights_after_its_start():
+    import tf_keras as keras
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(self.model.get_weights())
+
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    net.compile(keras.optimizers.SGD(0.1), "mse")
+    x = np.random.default_rng(3).random((40, 3)).astype(np.float32)
+    y = np.random.default_rng(4).random((40, 2)).astype(np.float32)
+    net.fit(x, y, batch_size=2, epochs=1, verbose=0,
+            callbacks=[Record(), WeightAverage(20, average_from=0.5, every=2)])
+    assert len(seen) == 20
+    # steps 12, 14, ..., 20 (1-based) are averaged; the last weights are not what is left
+    expected = [np.mean([s[i] for s in seen[11::2]], axis=0) for i in range(2)]
+    for got, want, last in zip(net.get_weights(), expected, seen[-1]):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert not np.allclose(got, last)

@@ -33,7 +33,7 @@ from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.calibration import (CALIBRATION_BUCKETS, calibrate,
                                             is_calibration_record, logits_and_labels)
 from svhn_tfx.components.trainer.export import export_serving_model
-from svhn_tfx.components.trainer.model import build_model
+from svhn_tfx.components.trainer.model import AVERAGE_FROM, WeightAverage, build_model
 from svhn_tfx.components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORMED_LABEL_KEY
 
 SHUFFLE_BUFFER = 10_000
@@ -224,7 +224,8 @@ def SvhnTrainer(
             train, steps_per_epoch=steps_per_epoch, epochs=epochs,
             validation_data=validation, validation_steps=VALIDATION_STEPS, verbose=2,
             callbacks=[keras.callbacks.TensorBoard(log_dir=model_run.uri, update_freq="epoch"),
-                       _EpochProgress(epochs, steps_per_epoch)])
+                       _EpochProgress(epochs, steps_per_epoch)]
+            + ([WeightAverage(epochs * steps_per_epoch)] if AVERAGE_FROM else []))
 
     if has_calibration_split:
         held_out = transformed_dataset(examples, record_schema.CALIBRATION_SPLIT, tft_output,
