@@ -77,7 +77,8 @@ class GeneratorSettings:
     # before its JPEG and the resize to the crop (a street photo's order), not after the resize.
     # From scratch 0.841 of real crops (mean of four seeds) against 0.846 (bench/ablation.py
     # CAMERA_ORDER_ROWS); at 20,000 steps of make pretrain 0.863 alone, 0.880 by the demo
-    # recipe, against 0.865 / 0.871 for pretrained/ at 30,000: inside the noise (README)
+    # recipe, at 30,000 0.872 / 0.869, against 0.865 / 0.871 for pretrained/: inside the
+    # noise (README, "The camera's order")
     # NEGATIVE_KINDS; letters are few: each one teaches that a digit-sized glyph can be no
     # digit, and real digits in unusual lettering were then called "no digit" (bench/ablation.py)
     negative_weights: Tuple[float, ...] = (0.24, 0.22, 0.04, 0.40, 0.06)
