@@ -279,8 +279,7 @@ SERVED_BLUR_ROWS = with_seeds({
 # 0-3 as in CAMERA_ORDER_ROWS): SWA / SWAD's flatter minima, against the cosine decay's last
 # point. 2026-12-02: 0.839 / 0.841 / 0.845 / 0.850 (mean 0.844 against 0.846), generated
 # hold-out 0.861 / 0.863 / 0.842 / 0.846 (the default's 0.861 / 0.869 / 0.842 / 0.852): no
-# gain on either. Late in the cosine decay the weights move too little for their average to
-# land anywhere the last point does not.
+# gain on either (why was not measured).
 AVERAGE_ROWS = with_seeds({
     "weights averaged over the last half of training": dict(average_from=0.5)},
     seeds=(0, 1, 2, 3))
