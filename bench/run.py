@@ -36,7 +36,8 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_augment", "ablation_geometry", "ablation_warm_blur", "ablation_box_fit",
          "ablation_surround", "ablation_lettering", "ablation_data", "ablation_warm_data",
          "ablation_longer_data", "ablation_camera_order", "ablation_norm", "ablation_served_blur",
-         "ablation_average",
+         "ablation_average", "ablation_shape", "ablation_mixup",
+         "ablation_contrast",
          "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -84,6 +85,14 @@ TITLES = {
     "ablation_average": "1z. Weights averaged over the last half of training, real crops, "
                         "from scratch, four seeds (today's default at seeds 0-3: 0.841 / 0.865 "
                         "in 1r, 0.839 / 0.837 in 1t)",
+    "ablation_shape": "1za. Glyphs bent (elastic) and smoothed targets, real crops, from "
+                      "scratch, four seeds (today's default at seeds 0-3: 0.841 / 0.865 in 1r, "
+                      "0.839 / 0.837 in 1t)",
+    "ablation_mixup": "1zb. Mixup, real crops, from scratch, four seeds (today's default at "
+                      "seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / 0.837 in 1t)",
+    "ablation_contrast": "1zc. More low-contrast digits, real crops, from scratch, four seeds "
+                         "(today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / 0.837 "
+                         "in 1t)",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -134,6 +143,9 @@ ABLATIONS = {
     "ablation_norm": (ablation.NORM_ROWS, None),
     "ablation_served_blur": (ablation.SERVED_BLUR_ROWS, None),
     "ablation_average": (ablation.AVERAGE_ROWS, None),
+    "ablation_shape": (ablation.SHAPE_ROWS, None),
+    "ablation_mixup": (ablation.MIXUP_ROWS, None),
+    "ablation_contrast": (ablation.CONTRAST_ROWS, None),
 }
 
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from svhn_tfx.components.trainer.model import (GaussianLowPass, RandomConvolution, WeightAverage,
+from svhn_tfx.components.trainer.model import (GaussianLowPass, RandomConvolution,
+                                                 SmoothedSparseCrossentropy, WeightAverage,
                                                  build_model)
 
 
@@ -103,3 +104,16 @@ def test_weight_average_leaves_the_mean_of_the_weights_after_its_start():
     for got, want, last in zip(net.get_weights(), expected, seen[-1]):
         np.testing.assert_allclose(got, want, rtol=1e-6)
         assert not np.allclose(got, last)
+
+
+def test_smoothed_targets_spread_the_smoothing_share_over_every_class():
+    logits = np.random.default_rng(5).normal(size=(6, 11)).astype(np.float32)
+    labels = np.array([0, 3, 10, 7, 7, 1])
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    targets = np.full((6, 11), 0.1 / 11) + 0.9 * np.eye(11)[labels]
+    want = -(targets * log_p).sum(1).mean()
+    got = SmoothedSparseCrossentropy(11, 0.1)(labels, logits).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    plain = -log_p[np.arange(6), labels].mean()
+    np.testing.assert_allclose(SmoothedSparseCrossentropy(11, 0.0)(labels, logits).numpy(),
+                               plain, rtol=1e-5)

@@ -191,6 +191,19 @@ def test_every_default_font_draws_ten_different_lining_digits():
         assert np.ptp(tops + heights) < 0.2 * np.median(heights), (font, tops + heights)
 
 
+def test_a_bent_glyph_keeps_its_ink_and_baseline_but_not_its_outline():
+    mask, top = text.glyph("DejaVuSans-Bold.ttf", "3", 0)
+    bent, bent_top = text.warp_glyph(np.random.default_rng(0), mask, top, 0.06)
+    assert bent.dtype == np.uint8 and bent.any(0).all() and bent.any(1).all()   # cropped to ink
+    assert abs(bent.sum() / mask.sum() - 1) < 0.15
+    assert abs(bent.shape[0] - mask.shape[0]) <= 0.12 * mask.shape[0] + 2
+    assert abs((bent_top + bent.shape[0]) - (top + mask.shape[0])) <= 0.06 * mask.shape[0] + 2
+    if bent.shape == mask.shape:
+        assert np.abs(bent.astype(int) - mask).mean() > 5
+    again, _ = text.warp_glyph(np.random.default_rng(0), mask, top, 0.06)
+    np.testing.assert_array_equal(bent, again)
+
+
 def test_a_missing_font_family_is_a_clear_error():
     from svhn_tfx.components.generator import fonts
     with pytest.raises(FileNotFoundError, match="pip install fontpkg-no-such-family"):

@@ -47,6 +47,9 @@ class GeneratorSettings:
     max_rotation_deg: float = 12.0
     max_shear: float = 0.2
     max_perspective: float = 0.12         # projective term, per digit height
+    glyph_warp: float = 0.0               # smooth random bending of each glyph, of its height
+    # (0: each font's exact outline). Up to 0.06 read real crops 0.831 from scratch (mean of
+    # four seeds) against 0.846, generated ones 0.818 against 0.856 (bench/ablation.py SHAPE_ROWS)
     plate_probability: float = 0.5        # digits on a plate (else painted/mounted on the wall)
     frame_probability: float = 0.3        # a plate has a border line in the digit colour
     shadow_probability: float = 0.25      # drop shadow of raised digits

@@ -16,6 +16,7 @@ NEGATIVE_CHARS = "AEFHKMNPRVWXYfhkmnprvwxy#"
 GLYPH_PX = 64             # font size at which glyph masks are rasterised (once, cached)
 STROKE_STEP_PX = 2        # extra stroke width per "bolder" weight step at GLYPH_PX
 WEIGHTS = (-1, 0, 0, 0, 1, 2)   # stroke weight steps: -1 thinner, 0 as designed, >0 bolder
+WARP_CELLS = 3            # control points per side of a glyph's smooth random displacement
 
 
 @functools.lru_cache(maxsize=None)
@@ -36,6 +37,30 @@ def glyph(font_name: str, char: str, weight: int) -> Tuple[np.ndarray, int]:
     return np.asarray(img.crop(box)), box[1] - baseline
 
 
+def warp_glyph(rng: np.random.Generator, mask: np.ndarray, top: int, amplitude: float):
+    """The glyph bent by a smooth random displacement of up to ``amplitude`` of its height
+    (an elastic distortion, Simard et al. 2003): painted and cut lettering is no font's
+    exact outline. Returns the bent mask cropped to its ink, and its new top."""
+    from scipy import ndimage
+    h, w = mask.shape
+    pad = int(np.ceil(amplitude * h)) + 1
+    padded = np.pad(mask, pad)
+    shape = padded.shape
+    field = [ndimage.zoom(rng.uniform(-1, 1, (WARP_CELLS, WARP_CELLS)) * amplitude * h,
+                          (shape[0] / WARP_CELLS, shape[1] / WARP_CELLS), order=3,
+                          mode="nearest", grid_mode=True)[:shape[0], :shape[1]]
+             for _ in range(2)]
+    rows, cols = np.indices(shape, dtype=np.float32)
+    bent = ndimage.map_coordinates(padded.astype(np.float32), (rows + field[0], cols + field[1]),
+                                   order=1, mode="constant")
+    bent = np.clip(bent, 0, 255).astype(np.uint8)
+    ink_rows, ink_cols = np.flatnonzero(bent.any(1)), np.flatnonzero(bent.any(0))
+    if not len(ink_rows):
+        return mask, top
+    return (bent[ink_rows[0]:ink_rows[-1] + 1, ink_cols[0]:ink_cols[-1] + 1],
+            top - pad + int(ink_rows[0]))
+
+
 def compose_string(rng: np.random.Generator, settings: GeneratorSettings, chars: str,
                     font: str, weight: int, plate: bool, frame: bool):
     """Rasterises a house number (and its plate) in string coordinates.
@@ -44,6 +69,8 @@ def compose_string(rng: np.random.Generator, settings: GeneratorSettings, chars:
     height of a "0" in this font and weight (the reference for spacing).
     """
     glyphs = [glyph(font, c, weight) for c in chars]
+    if settings.glyph_warp:
+        glyphs = [warp_glyph(rng, g, top, settings.glyph_warp) for g, top in glyphs]
     ref_mask, ref_top = glyph(font, "0", weight)
     ref_h = ref_mask.shape[0]
     gaps = rng.uniform(*settings.digit_gap, size=len(chars)) * ref_h
