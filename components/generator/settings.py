@@ -58,6 +58,8 @@ class GeneratorSettings:
     emboss_probability: float = 0.0       # raised lettering lit from one side (bright and dark
     # rims inside the strokes): 30% read 0.852 / 0.847 against 0.841 / 0.865, so it is off
     low_contrast_fraction: float = 0.3    # digit/background luminance difference in LOW_CONTRAST
+    # (0.6 read real crops 0.828 from scratch, mean of four seeds, against 0.846, though real
+    # crops are flatter than generated ones: bench/ablation.py CONTRAST_ROWS)
     hard_shadow_probability: float = 0.2  # a cast shadow edge across the crop
     clutter_probability: float = 0.7      # photo-like clutter (windows, wires, edges) behind
     # the digits: at full length (make pretrain) 0.7 read real crops 0.865 against 0.861 at
