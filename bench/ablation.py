@@ -316,6 +316,15 @@ CONTRAST_ROWS = with_seeds({"low contrast on 60% of the digits (30% today)": dic
     low_contrast_fraction=0.6)}, seeds=(0, 1, 2, 3))
 
 
+# How small the photo's digit was before SVHN resized its crop to 32 px, from scratch (today's
+# default as in CAMERA_ORDER_ROWS). The shared format-1 boxes' larger sides (160 digits) are
+# 13-219 px, median 23: 5% under 16 px, a crop upsampled over 2x, which the generator never
+# makes (its source is at least half the crop). pretrained/ reads the blurriest quarter of the
+# real crops 0.689 (bench/fine_detail.py).
+SOURCE_ROWS = with_seeds({"source down to 0.4 of the crop (0.5 today)": dict(
+    min_source_fraction=0.4)}, seeds=(0, 1, 2, 3))
+
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE

@@ -4,7 +4,9 @@ The real development crops (and the 21 real backgrounds), and as many freshly ge
 images, are read by ``pretrained/weights.h5`` as they are, blurred by a gaussian of a few
 sigmas, sharpened (unsharp mask), blurred along one axis only, and zoomed out a little. If
 blurring real crops reads them better while it reads generated ones worse, the detail that
-misleads is the real crops' own. This is a question, not a recipe: filtering only what is
+misleads is the real crops' own. It also splits the real digits into quarters by how sharp
+and how flat they are, with each quarter's accuracy and the share of generated digits that
+fall in it: which real crops fail, and whether the generator makes their like. This is a question, not a recipe: filtering only what is
 served would be a skew between training and serving (the model's ``GaussianLowPass`` trains
 and serves alike; bench/ablation.py BLUR_ROWS).
 
@@ -47,6 +49,33 @@ def _filters():
     return rows
 
 
+def sharpness(x) -> np.ndarray:
+    """Per image: mean |Laplacian| of the luminance over its spread (low: blurred)."""
+    from scipy import ndimage
+    lum = x.mean(-1)
+    return np.array([np.abs(ndimage.laplace(l)).mean() / (l.std() + 1e-3) for l in lum])
+
+
+def luminance_spread(x) -> np.ndarray:
+    """Per image: the standard deviation of the luminance (low: flat, low contrast)."""
+    return x.mean(-1).std((1, 2))
+
+
+def by_quarter(real, right, generated) -> dict:
+    """For each measure, the real digits' quartile edges, each quarter's real accuracy
+    (lowest first) and the share of the generated digits that fall in that quarter."""
+    out = {}
+    for name, measure_of in (("sharpness", sharpness), ("luminance_spread", luminance_spread)):
+        r, g = measure_of(real), measure_of(generated)
+        edges = np.quantile(r, (0.25, 0.5, 0.75))
+        quarter, generated_quarter = np.digitize(r, edges), np.digitize(g, edges)
+        out[name] = {"edges": [float(e) for e in edges],
+                     "real_accuracy": [float(right[quarter == q].mean()) for q in range(4)],
+                     "generated_share": [float(np.mean(generated_quarter == q))
+                                         for q in range(4)]}
+    return out
+
+
 def measure(weights: str, dev_dir: str, format1_dir: str) -> dict:
     from svhn_tfx.components.trainer.model import build_model
     sets = quality.real_dev_sets(dev_dir, format1_dir)
@@ -74,8 +103,10 @@ def measure(weights: str, dev_dir: str, format1_dir: str) -> dict:
             "real_gained": int((right & ~as_is).sum()), "real_lost": int((~right & as_is).sum()),
             "backgrounds_called_a_digit": int((read(f(backgrounds)) != 10).sum()),
             "generated_accuracy": float((read(f(generated)) == generated_labels).mean())}
+    digits = generated_labels != 10
     return {"weights": os.path.relpath(weights, run.REPO), "real": int(len(labels)),
-            "backgrounds": int(len(backgrounds)), "generated": GENERATED, "rows": rows}
+            "backgrounds": int(len(backgrounds)), "generated": GENERATED, "rows": rows,
+            "by_quarter": by_quarter(real, as_is, generated[digits])}
 
 
 def table(result: dict) -> str:
@@ -89,9 +120,19 @@ def table(result: dict) -> str:
                      f"{r['real_gained']} / {r['real_lost']} | "
                      f"{r['backgrounds_called_a_digit']} of {result['backgrounds']} | "
                      f"{r['generated_accuracy']:.3f} |")
+    quarters = ["| real digits split by | quartile edges | real accuracy, lowest quarter "
+                "first | generated digits in each quarter |", "|---|---|---|---|"]
+    for name, q in result.get("by_quarter", {}).items():
+        quarters.append(
+            f"| {name.replace('_', ' ')} | " + " / ".join(f"{e:.3f}" for e in q["edges"]) +
+            " | " + " / ".join(f"{a:.3f}" for a in q["real_accuracy"]) + " | " +
+            " / ".join(f"{100 * s:.0f}%" for s in q["generated_share"]) + " |")
     return "\n".join(lines) + (f"\n\n{result['weights']}, {result['real']} real crops, "
                                f"{result['generated']} generated images (seed "
-                               f"{GENERATED_SEED}); nothing trained.")
+                               f"{GENERATED_SEED}); nothing trained.") + (
+        "\n\n" + "\n".join(quarters) + "\n\nSharpness: mean |Laplacian| of the luminance "
+        "over its spread; luminance spread: its standard deviation (both in [0, 1] pixels)."
+        if len(quarters) > 2 else "")
 
 
 if __name__ == "__main__":

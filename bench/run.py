@@ -37,7 +37,7 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_surround", "ablation_lettering", "ablation_data", "ablation_warm_data",
          "ablation_longer_data", "ablation_camera_order", "ablation_norm", "ablation_served_blur",
          "ablation_average", "ablation_shape", "ablation_mixup",
-         "ablation_contrast",
+         "ablation_contrast", "ablation_source",
          "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -93,6 +93,8 @@ TITLES = {
     "ablation_contrast": "1zc. More low-contrast digits, real crops, from scratch, four seeds "
                          "(today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / 0.837 "
                          "in 1t)",
+    "ablation_source": "1zd. Smaller sources, real crops, from scratch, four seeds (today's "
+                       "default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / 0.837 in 1t)",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -146,6 +148,7 @@ ABLATIONS = {
     "ablation_shape": (ablation.SHAPE_ROWS, None),
     "ablation_mixup": (ablation.MIXUP_ROWS, None),
     "ablation_contrast": (ablation.CONTRAST_ROWS, None),
+    "ablation_source": (ablation.SOURCE_ROWS, None),
 }
 
 
