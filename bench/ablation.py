@@ -307,9 +307,10 @@ MIXUP_ROWS = with_seeds({"mixup, alpha 0.2": dict(mixup=0.2)}, seeds=(0, 1, 2, 3
 
 
 # The share of low-contrast digits, from scratch (today's default as in CAMERA_ORDER_ROWS).
-# Real crops are flatter than generated ones: the luminance spread of real digit crops has
-# quartiles 0.080 / 0.106 / 0.139, the generator's 0.112 / 0.160 / 0.214 (2,000 images);
-# pretrained/ reads the flattest quarter of real crops 0.79, the rest 0.87-0.90.
+# Real crops are flatter than generated ones: the real digit crops' luminance std has quartiles
+# 21 / 28 / 37 (of 255); 10% of generated digits lie below the first, 56% above the third;
+# pretrained/ reads the flattest quarter of real crops 0.79, the rest 0.88-0.90
+# (bench/fine_detail.py).
 # 2026-12-02: 0.815 / 0.834 / 0.835 / 0.826 (mean 0.828 against 0.846), generated hold-out
 # 0.821 against 0.856: worse on both; the flat real crops are not flat for want of such digits.
 CONTRAST_ROWS = with_seeds({"low contrast on 60% of the digits (30% today)": dict(

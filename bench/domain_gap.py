@@ -40,6 +40,12 @@ def _luma(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) @ LUMA
 
 
+def high_frequency_share(y: np.ndarray) -> float:
+    """Mean |Laplacian| of a luminance image over its spread (low: blurred)."""
+    lap = np.abs(4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:])
+    return lap.mean() / (y.std() + 1e-3)
+
+
 def spectrum(images) -> np.ndarray:
     """Mean radial power spectrum (bins 1..16) of the standardised luminance."""
     power = np.zeros((SIZE, SIZE))
@@ -62,11 +68,9 @@ def image_stats(images) -> dict:
     for pixels in images:
         p = pixels.astype(np.float32)
         y = _luma(pixels)
-        std = y.std() + 1e-3
-        lap = np.abs(4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:])
-        spread.append(std)
+        spread.append(y.std() + 1e-3)
         saturation.append(float(((p.max(-1) - p.min(-1)) / np.maximum(p.max(-1), 1)).mean()))
-        high.append(lap.mean() / std)
+        high.append(high_frequency_share(y))
         across_rows = np.abs(np.diff(y, axis=1)).mean(axis=1)   # 32 rows
         across = across_rows.mean() + 1e-6
         stroke_rows.append(across_rows / (across_rows[CENTRE_ROWS].mean() + 1e-6))

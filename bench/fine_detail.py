@@ -4,11 +4,14 @@ The real development crops (and the 21 real backgrounds), and as many freshly ge
 images, are read by ``pretrained/weights.h5`` as they are, blurred by a gaussian of a few
 sigmas, sharpened (unsharp mask), blurred along one axis only, and zoomed out a little. If
 blurring real crops reads them better while it reads generated ones worse, the detail that
-misleads is the real crops' own. It also splits the real digits into quarters by how sharp
-and how flat they are, with each quarter's accuracy and the share of generated digits that
-fall in it: which real crops fail, and whether the generator makes their like. This is a question, not a recipe: filtering only what is
+misleads is the real crops' own. This is a question, not a recipe: filtering only what is
 served would be a skew between training and serving (the model's ``GaussianLowPass`` trains
 and serves alike; bench/ablation.py BLUR_ROWS).
+
+It also splits the real digits into quarters by how sharp and how flat they are
+(``domain_gap``'s high-frequency share and luminance std), with each quarter's accuracy and
+the share of generated digits that fall in it: which real crops fail, and whether the
+generator makes their like.
 
 Usage: python -m bench.fine_detail   (about a minute; writes bench/results/fine_detail.json)
 """
@@ -17,7 +20,7 @@ import os
 import numpy as np
 
 import svhn_tfx.components  # noqa: F401
-from bench import ablation, quality, run
+from bench import ablation, domain_gap, quality, run
 from svhn_tfx.components.generator import synthetic
 
 SIGMAS = (0.0, 0.7, 1.0, 1.3)
@@ -49,23 +52,18 @@ def _filters():
     return rows
 
 
-def sharpness(x) -> np.ndarray:
-    """Per image: mean |Laplacian| of the luminance over its spread (low: blurred)."""
-    from scipy import ndimage
-    lum = x.mean(-1)
-    return np.array([np.abs(ndimage.laplace(l)).mean() / (l.std() + 1e-3) for l in lum])
-
-
-def luminance_spread(x) -> np.ndarray:
-    """Per image: the standard deviation of the luminance (low: flat, low contrast)."""
-    return x.mean(-1).std((1, 2))
-
-
 def by_quarter(real, right, generated) -> dict:
-    """For each measure, the real digits' quartile edges, each quarter's real accuracy
-    (lowest first) and the share of the generated digits that fall in that quarter."""
+    """For each of domain_gap's per-image measures (on 0-255 luminance, as there), the real
+    digits' quartile edges, each quarter's real accuracy (lowest first) and the share of the
+    generated digits that fall in that quarter. ``real`` and ``generated`` are in [0, 1]."""
+    def luminance(x):
+        return x @ domain_gap.LUMA * 255.0
+
     out = {}
-    for name, measure_of in (("sharpness", sharpness), ("luminance_spread", luminance_spread)):
+    for name, measure_of in (
+            ("high_frequency_share", lambda x: np.array(
+                [domain_gap.high_frequency_share(y) for y in luminance(x)])),
+            ("luminance_std", lambda x: luminance(x).std((1, 2)))):
         r, g = measure_of(real), measure_of(generated)
         edges = np.quantile(r, (0.25, 0.5, 0.75))
         quarter, generated_quarter = np.digitize(r, edges), np.digitize(g, edges)
@@ -130,8 +128,9 @@ def table(result: dict) -> str:
     return "\n".join(lines) + (f"\n\n{result['weights']}, {result['real']} real crops, "
                                f"{result['generated']} generated images (seed "
                                f"{GENERATED_SEED}); nothing trained.") + (
-        "\n\n" + "\n".join(quarters) + "\n\nSharpness: mean |Laplacian| of the luminance "
-        "over its spread; luminance spread: its standard deviation (both in [0, 1] pixels)."
+        "\n\n" + "\n".join(quarters) + "\n\nHigh-frequency share: mean |Laplacian| of the "
+        "luminance over its spread (low: blurred); luminance std in 0-255 (low: flat), as in "
+        "bench/domain_gap.py."
         if len(quarters) > 2 else "")
 
 
