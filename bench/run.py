@@ -245,6 +245,7 @@ def main(argv=None) -> int:
     work = os.path.join(args.work, "quick" if args.quick else "full")
     os.makedirs(work, exist_ok=True)
     results_dir = os.path.join(RESULTS_DIR, "quick") if args.quick else RESULTS_DIR
+    os.makedirs(results_dir, exist_ok=True)   # plots are written before save() makes it
 
     model_dir = None
     quality_root = os.path.join(work, "quality")
