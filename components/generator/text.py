@@ -42,7 +42,7 @@ def warp_glyph(rng: np.random.Generator, mask: np.ndarray, top: int, amplitude: 
     (an elastic distortion, Simard et al. 2003): painted and cut lettering is no font's
     exact outline. Returns the bent mask cropped to its ink, and its new top."""
     from scipy import ndimage
-    h, w = mask.shape
+    h = mask.shape[0]
     pad = int(np.ceil(amplitude * h)) + 1
     padded = np.pad(mask, pad)
     shape = padded.shape
