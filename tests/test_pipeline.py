@@ -245,35 +245,29 @@ def _no_digit_images():
     return real, plain + noise
 
 
-def test_no_digit_images_get_low_digit_confidence_unlike_a_10_class_model(run, pushed):
-    """The pushed model on pictures with no digit, against the same network trained for the
-    same steps on digits only (10 classes, plain softmax): the model of the original bug
-    report, which names a digit for every picture. Ours names a digit for few of them, and
-    its confidence in any digit is well below the 10-class model's (both trained for a few
-    hundred steps, so the 10-class model's own confidence varies from run to run: the
-    margin is the ratio's, not a fixed level)."""
-    from svhn_tfx.components.trainer.model import build_model
-    real, synthetic = _no_digit_images()
-    images = real + synthetic
-    answers = pushed.signatures["serving_default"](image_bytes=tf.constant(images))
-    ours = answers["probabilities"].numpy()[:, :schema.NUM_DIGITS].max(axis=1)
-    named = answers["digit"].numpy() != NOT_ANSWERED
+def test_no_digit_images_are_told_from_digits_unlike_a_10_class_model(pushed):
+    """The original bug: a 10-class softmax puts all its probability on digits, so it names a
+    digit for every picture, digit or not. Ours names a digit for few pictures with nothing to
+    read, and its "no digit" probability ranks them above fresh generated digits.
 
-    digits_only = _training_input(run, "train", batch_size=64, shuffle=True).unbatch() \
-        .filter(lambda image, label: label < schema.NUM_DIGITS).batch(64)
-    tf.keras.utils.set_random_seed(0)
-    ten_class = build_model(2e-3, decay_steps=TRAIN_STEPS, num_classes=schema.NUM_DIGITS)
-    ten_class.fit(digits_only, steps_per_epoch=TRAIN_STEPS, epochs=1, verbose=0)
-    preprocessed = pushed.signatures["preprocess"](image_bytes=tf.constant(images))[
-        TRANSFORMED_IMAGE_KEY]
-    theirs = tf.nn.softmax(ten_class(preprocessed, training=False)).numpy().max(axis=1)
-    print(f"mean digit confidence on {len(images)} no-digit images ({len(real)} real SVHN "
-          f"backgrounds): this model {ours.mean():.3f}, 10-class softmax {theirs.mean():.3f}; "
-          f"real backgrounds only: {ours[:len(real)].mean() if real else float('nan'):.3f} vs "
-          f"{theirs[:len(real)].mean() if real else float('nan'):.3f}; "
-          f"a digit named for {named.sum()} of {len(images)}")
+    (An earlier version trained a 10-class twin for the same few hundred steps and compared
+    confidences; at that length the twin sits near chance and the ratio flipped run to run.)"""
+    from svhn_tfx.components.trust import auroc
+    real, synthetic = _no_digit_images()
+    digits = [r.image for r in generate(300, seed=24680) if r.label < schema.NUM_DIGITS]
+    answers = pushed.signatures["serving_default"](image_bytes=tf.constant(real + synthetic))
+    named = answers["digit"].numpy() != NOT_ANSWERED
+    no_digit = answers["probabilities"].numpy()[:, schema.NO_DIGIT]
+    on_digits = pushed.signatures["serving_default"](
+        image_bytes=tf.constant(digits))["probabilities"].numpy()[:, schema.NO_DIGIT]
+    separation = auroc(np.concatenate([no_digit, on_digits]),
+                       np.r_[np.ones(len(no_digit), bool), np.zeros(len(on_digits), bool)])
+    print(f"{len(no_digit)} no-digit images ({len(real)} real SVHN backgrounds): a digit named "
+          f"for {named.sum()}, mean P(no digit) {no_digit.mean():.3f} (real backgrounds "
+          f"{no_digit[:len(real)].mean() if real else float('nan'):.3f}); on {len(digits)} "
+          f"generated digits {on_digits.mean():.3f}; AUROC {separation:.3f}")
     assert named.mean() <= 0.1
-    assert ours.mean() < 0.7 * theirs.mean()
+    assert separation >= 0.9
 
 
 def test_an_anomaly_stops_the_run_before_training(tmp_path):
