@@ -37,7 +37,8 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_surround", "ablation_lettering", "ablation_data", "ablation_warm_data",
          "ablation_longer_data", "ablation_camera_order", "ablation_norm", "ablation_served_blur",
          "ablation_average", "ablation_shape", "ablation_mixup",
-         "ablation_contrast", "ablation_source",
+         "ablation_contrast", "ablation_source", "ablation_fade",
+         "ablation_blur_cap",
          "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -95,6 +96,12 @@ TITLES = {
                          "in 1t)",
     "ablation_source": "1zd. Smaller sources, real crops, from scratch, four seeds (today's "
                        "default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / 0.837 in 1t)",
+    "ablation_fade": "1ze. Blur that fades colour and contrast, real crops, from scratch, four "
+                     "seeds (today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / 0.837 "
+                     "in 1t)",
+    "ablation_blur_cap": "1zf. The heaviest blurs capped, real crops, from scratch, four seeds "
+                         "(today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / 0.837 "
+                         "in 1t)",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -149,6 +156,8 @@ ABLATIONS = {
     "ablation_mixup": (ablation.MIXUP_ROWS, None),
     "ablation_contrast": (ablation.CONTRAST_ROWS, None),
     "ablation_source": (ablation.SOURCE_ROWS, None),
+    "ablation_fade": (ablation.FADE_ROWS, None),
+    "ablation_blur_cap": (ablation.BLUR_CAP_ROWS, None),
 }
 
 

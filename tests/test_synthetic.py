@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from svhn_tfx import schema
 from svhn_tfx.components.generator import geometry, photo, synthetic, text
@@ -278,3 +278,48 @@ def test_emboss_switch_lights_the_rims_of_the_strokes(monkeypatch):
     assert changed >= 6
     with pytest.raises(ValueError):
         GeneratorSettings(emboss_probability=-0.1)
+
+
+def test_blur_fade_greys_and_flattens_only_blurred_photos():
+    """With the same draws, a faded blurred crop has less colour spread and less contrast; a
+    sharp one (no blur to fade with) is left as it was."""
+    def renders(fade, blur):
+        settings = GeneratorSettings(blur_fade=fade, blur_sigma=blur, noise_sigma=0.0,
+                                     source_jpeg_probability=0.0)
+        return [synthetic.render_example(np.random.default_rng(k), settings, label=k % 10)
+                .astype(np.float32) for k in range(12)]
+
+    def spread(x):
+        return float(np.mean([(i.max(-1) - i.min(-1)).mean() for i in x]))
+
+    def contrast(x):
+        return float(np.mean([i.mean(-1).std() for i in x]))
+    plain, faded = renders(0.0, 4.0), renders(1.0, 4.0)
+    assert spread(faded) < 0.8 * spread(plain)
+    assert contrast(faded) < contrast(plain)
+    sharp = renders(0.0, 0.01)
+    assert all(np.array_equal(a, b) for a, b in zip(sharp, renders(1.0, 0.01)))
+    with pytest.raises(ValueError):
+        GeneratorSettings(blur_fade=1.5)
+
+
+def test_blur_cap_bounds_every_blur_drawn(monkeypatch):
+    radii = []
+
+    class Recorded(ImageFilter.GaussianBlur):
+        def __init__(self, radius=2):
+            radii.append(radius)
+            super().__init__(radius)
+    monkeypatch.setattr(photo.ImageFilter, "GaussianBlur", Recorded)
+
+    def blurs(cap):
+        radii.clear()
+        for k in range(16):
+            synthetic.render_example(np.random.default_rng(k), GeneratorSettings(
+                blur_sigma=6.0, blur_cap=cap), label=k % 10)
+        return list(radii)
+    assert max(blurs(0.0)) > 2.0
+    capped = blurs(2.0)
+    assert capped and max(capped) <= 2.0
+    with pytest.raises(ValueError):
+        GeneratorSettings(blur_cap=-1.0)

@@ -17,6 +17,7 @@ MAX_LEGIBILITY_GAIN = 3.0
 MIN_INK_CONTRAST = 0.1   # final luminance difference ink vs surroundings, at least
 SOURCE_JPEG_QUALITY = (40, 90)
 EMBOSS_STRENGTH = (0.25, 0.6)   # how far an embossed stroke's rims go towards white and black
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -53,7 +54,7 @@ def _legible(pixels: np.ndarray, ink: np.ndarray, size: int) -> np.ndarray:
     around = near & (small < 0.05)
     if not inside.any() or not around.any():
         return pixels
-    luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = pixels @ LUMA
     a, b = float(luma[inside].mean()), float(luma[around].mean())
     diff = abs(a - b) / 255.0
     if diff >= MIN_INK_CONTRAST:
@@ -71,6 +72,17 @@ def _noisy(rng: np.random.Generator, pixels: np.ndarray, sigma: float) -> np.nda
     out = pixels.astype(np.float32)
     out += sigma * rng.standard_normal((h, w, 1), dtype=np.float32)
     out += 0.4 * sigma * rng.standard_normal((h, w, 3), dtype=np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _faded(pixels: np.ndarray, amount: float) -> np.ndarray:
+    """Colour and contrast lost with the detail: ``amount`` of the saturation and half of it
+    of the contrast (about the mean luminance)."""
+    out = pixels.astype(np.float32)
+    grey = out @ LUMA
+    out = grey[..., None] + (out - grey[..., None]) * (1.0 - amount)
+    mean = float(grey.mean())
+    out = mean + (out - mean) * (1.0 - 0.5 * amount)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -151,6 +163,8 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
         # one main softness (defocus or motion blur), the smaller source resolution only
         # lightly on top of a strong blur: stacked they leave nothing to read
         sigma = abs(rng.normal(0, settings.blur_sigma / 2))
+        if settings.blur_cap:
+            sigma = min(sigma, settings.blur_cap)
         if rng.random() < MOTION_BLUR_PROBABILITY:
             kernel = np.zeros((5, 5))
             if rng.random() < 0.5:
@@ -178,7 +192,11 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
         pil = pil.resize((size, size), Image.BICUBIC if rng.random() < 0.7 else Image.BILINEAR)
         if not settings.camera_at_source and sigma > 0.15:
             pil = pil.filter(ImageFilter.GaussianBlur(sigma))  # at output scale, 4x cheaper
-        pixels = _legible(np.asarray(pil), ink, size)
+        pixels = np.asarray(pil)
+        if settings.blur_fade and sigma > 0.15:
+            # real soft crops are greyer and flatter than sharp ones (bench/fine_detail.py)
+            pixels = _faded(pixels, settings.blur_fade * min(2.0 * sigma / settings.blur_sigma, 1.0))
+        pixels = _legible(pixels, ink, size)
         if not settings.camera_at_source:   # drawn here: the default's draws keep their order
             noise = settings.noise_sigma * rng.random() ** 2
             if noise > 0.5:

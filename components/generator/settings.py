@@ -69,11 +69,18 @@ class GeneratorSettings:
     # clutter (False gives them the digit crops' walls: no better on real crops, bench/ablation.py)
     # camera: real crops are soft and nearly noise-free at 32 px (most are upsampled from a
     # small box); bench/domain_gap.py compares their spectra with these images
-    blur_sigma: float = 2.5               # max gaussian blur sigma, output pixels
+    blur_sigma: float = 2.5               # gaussian blur sigma: |N(0, blur_sigma / 2)|, output
+    # pixels (above blur_sigma for 4.5% of the images)
+    blur_cap: float = 0.0                 # largest blur sigma (0: none). pretrained/ reads the
+    # generated digits blurred by sigma 2-2.5 0.78, those beyond 2.5 0.59, the rest 0.91-0.94
     low_res_probability: float = 0.7      # image comes from a smaller source region, upsampled
     min_source_fraction: float = 0.5      # smallest source resolution, of ``size`` (0.4, as
     # small as the smallest format-1 boxes, read real crops 0.849 from scratch, mean of four
     # seeds, against 0.846: bench/ablation.py SOURCE_ROWS)
+    blur_fade: float = 0.0                # saturation lost at a blur of blur_sigma / 2 and
+    # beyond (half as much contrast), less for less blur: soft real crops are greyer and flatter.
+    # 0.5 read real crops 0.848 from scratch (mean of four seeds) against 0.846: off
+    # (bench/ablation.py FADE_ROWS)
     noise_sigma: float = 4.0              # max sensor noise, of 255
     source_jpeg_probability: float = 0.5  # the photo was a JPEG before the crop was cut and
     # resized, as SVHN's were: its blocks and colour bleeding at the source's scale. From
@@ -99,10 +106,12 @@ class GeneratorSettings:
                      "emboss_probability",
                      "low_contrast_fraction", "hard_shadow_probability",
                      "clutter_probability", "low_res_probability", "min_source_fraction",
-                     "source_jpeg_probability"):
+                     "source_jpeg_probability", "blur_fade"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
+        if self.blur_cap < 0:
+            raise ValueError(f"blur_cap must be >= 0 (0: none), got {self.blur_cap}")
         lo, hi = self.digit_height
         if not 0.1 <= lo <= hi <= 1.0:
             raise ValueError(f"digit_height must satisfy 0.1 <= low <= high <= 1, got "
