@@ -73,6 +73,8 @@ class GeneratorSettings:
     # pixels (above blur_sigma for 4.5% of the images)
     blur_cap: float = 0.0                 # largest blur sigma (0: none). pretrained/ reads the
     # generated digits blurred by sigma 2-2.5 0.78, those beyond 2.5 0.59, the rest 0.91-0.94
+    # (2.0 read real crops 0.840 from scratch, mean of four seeds, against 0.846: bench/ablation.py
+    # BLUR_CAP_ROWS)
     low_res_probability: float = 0.7      # image comes from a smaller source region, upsampled
     min_source_fraction: float = 0.5      # smallest source resolution, of ``size`` (0.4, as
     # small as the smallest format-1 boxes, read real crops 0.849 from scratch, mean of four
