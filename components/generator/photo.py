@@ -7,7 +7,9 @@ from PIL import Image, ImageFilter
 
 from svhn_tfx.components.generator.scene import content
 from svhn_tfx.components.generator.settings import GeneratorSettings
-from svhn_tfx.components.generator.surfaces import BUSY_TEXTURE_WEIGHTS, TEXTURE_WEIGHTS, palette, ramp, texture, draw_clutter
+from svhn_tfx.components.generator.surfaces import (BUSY_TEXTURE_WEIGHTS, LUMA_WEIGHTS,
+                                                    TEXTURE_WEIGHTS, draw_clutter, palette,
+                                                    ramp, texture)
 
 MOTION_BLUR_PROBABILITY = 0.06
 BACKGROUND_CLUTTER_PROBABILITY = 0.75   # clutter in "no digit" crops of bare background
@@ -17,7 +19,7 @@ MAX_LEGIBILITY_GAIN = 3.0
 MIN_INK_CONTRAST = 0.1   # final luminance difference ink vs surroundings, at least
 SOURCE_JPEG_QUALITY = (40, 90)
 EMBOSS_STRENGTH = (0.25, 0.6)   # how far an embossed stroke's rims go towards white and black
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+LUMA = np.array(LUMA_WEIGHTS, np.float32)
 
 
 def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -195,7 +197,8 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
         pixels = np.asarray(pil)
         if settings.blur_fade and sigma > 0.15:
             # real soft crops are greyer and flatter than sharp ones (bench/fine_detail.py)
-            pixels = _faded(pixels, settings.blur_fade * min(2.0 * sigma / settings.blur_sigma, 1.0))
+            fade = settings.blur_fade * min(2.0 * sigma / settings.blur_sigma, 1.0)
+            pixels = _faded(pixels, fade)
         pixels = _legible(pixels, ink, size)
         if not settings.camera_at_source:   # drawn here: the default's draws keep their order
             noise = settings.noise_sigma * rng.random() ** 2

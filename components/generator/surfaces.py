@@ -17,10 +17,12 @@ HUE_WEIGHTS = (0.5, 0.2, 0.12, 0.18)
 TEXTURE_WEIGHTS = (0.25, 0.2, 0.25, 0.16, 0.1, 0.04)
 # walls of "no digit" crops that show no number at all: busier, as in street photos
 BUSY_TEXTURE_WEIGHTS = (0.1, 0.1, 0.2, 0.22, 0.18, 0.2)
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)   # Rec. 601 luminance of R, G, B
 
 
 def _luma(rgb) -> float:
-    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    r, g, b = LUMA_WEIGHTS
+    return r * rgb[0] + g * rgb[1] + b * rgb[2]
 
 
 def _hue(rng: np.random.Generator) -> float:
