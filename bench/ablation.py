@@ -351,6 +351,23 @@ BLUR_CAP_ROWS = with_seeds({"blur sigma capped at 2 px": dict(blur_cap=2.0)},
                            seeds=(0, 1, 2, 3))
 
 
+# Feature statistics mixed between images, from scratch (today's default as in
+# CAMERA_ORDER_ROWS). Instance norm (NORM_ROWS) removes each image's style and RandConv
+# (AUGMENT_ROWS) perturbs the pixels; MixStyle (Zhou et al., ICLR 2021) instead re-styles the
+# early feature maps with statistics between two generated images', on half the batches.
+MIXSTYLE_ROWS = with_seeds({"MixStyle after conv blocks 1-2, half the batches": dict(
+    model=dict(mixstyle_probability=0.5))}, seeds=(0, 1, 2, 3))
+
+
+# Anti-aliased downsampling, from scratch (today's default as in CAMERA_ORDER_ROWS). Real crops
+# blurred by 1 px read 2-3 points better by a model trained without blur (bench/fine_detail.py)
+# but a low-pass on the whole input cost the generated images their detail too (BLUR_ROWS,
+# SERVED_BLUR_ROWS). Blurring inside the network before each stride-2 step (max-blur-pool,
+# Zhang, ICML 2019) keeps the detail for the first convs and removes only what aliases.
+ANTIALIAS_ROWS = with_seeds({"max-blur-pool in every conv block": dict(
+    model=dict(antialiased_pooling=True))}, seeds=(0, 1, 2, 3))
+
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE

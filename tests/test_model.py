@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from svhn_tfx.components.trainer.model import (GaussianLowPass, RandomConvolution,
-                                                 SmoothedSparseCrossentropy, WeightAverage,
-                                                 build_model)
+from svhn_tfx.components.trainer.model import (BlurPool, GaussianLowPass, MixStyle,
+                                                 RandomConvolution, SmoothedSparseCrossentropy,
+                                                 WeightAverage, build_model)
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])
@@ -67,6 +67,39 @@ def test_a_model_with_random_convolution_serves_as_the_one_without():
     images = np.random.default_rng(3).random((4, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(augmented(images, training=False).numpy(),
                                plain(images, training=False).numpy(), atol=1e-6)
+
+
+def test_mixstyle_restyles_training_batches_with_statistics_between_two_images():
+    import tensorflow as tf
+    rng = np.random.default_rng(6)
+    # every channel of image i has mean i and deviation i + 1
+    maps = (rng.standard_normal((4, 8, 8, 5)) * np.arange(1, 5)[:, None, None, None]
+            + np.arange(4)[:, None, None, None]).astype(np.float32)
+    layer = MixStyle(1.0)
+    np.testing.assert_array_equal(layer(maps, training=False).numpy(), maps)
+    np.testing.assert_array_equal(MixStyle(0.0)(maps, training=True).numpy(), maps)
+    tf.random.set_seed(7)
+    mixed = layer(maps, training=True).numpy()
+    means, stds = maps.mean(axis=(1, 2)), maps.std(axis=(1, 2))
+    new_means, new_stds = mixed.mean(axis=(1, 2)), mixed.std(axis=(1, 2))
+    # each image's new statistics lie between its own and those of one image of the batch
+    assert np.all(new_means >= means.min(0) - 1e-3) and np.all(new_means <= means.max(0) + 1e-3)
+    assert np.all(new_stds >= stds.min(0) - 1e-3) and np.all(new_stds <= stds.max(0) + 1e-3)
+    assert not np.allclose(mixed, maps, atol=1e-2)
+    # the pattern inside each map is the image's own, only its style moved
+    np.testing.assert_allclose((mixed - new_means[:, None, None]) / new_stds[:, None, None],
+                               (maps - means[:, None, None]) / stds[:, None, None], atol=1e-3)
+
+
+def test_antialiased_pooling_halves_the_map_and_blurs_before_the_stride():
+    # a one-pixel checkerboard: plain stride-2 pooling keeps it, the low-pass removes it
+    board = (np.indices((8, 8)).sum(0) % 2).astype(np.float32)[None, :, :, None]
+    pooled = BlurPool()(board).numpy()
+    assert pooled.shape == (1, 4, 4, 1)
+    np.testing.assert_allclose(pooled[0, 1:-1, 1:-1, 0], 0.5, atol=1e-6)
+    net = build_model(1e-3, antialiased_pooling=True)
+    assert sum(isinstance(layer, BlurPool) for layer in net.layers) == 3
+    assert net.output_shape == build_model(1e-3).output_shape
 
 
 def test_instance_norm_blocks_normalise_each_image_alone():

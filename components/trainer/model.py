@@ -43,6 +43,12 @@ AVERAGE_FROM = 0.0   # share of training after which the weights are averaged (0
 # 0.839/0.841/0.845/0.850 from scratch (four seeds, mean 0.844) against 0.846, generated
 # ones 0.853 against 0.856 (bench/ablation.py AVERAGE_ROWS)
 AVERAGE_EVERY = 10   # steps between the weights added to the average
+ANTIALIASED_POOLING = False   # max over 2x2 at stride 1, then a [1 2 1] binomial blur at
+# stride 2 (Zhang, ICML 2019), instead of plain 2x2 max pooling
+MIXSTYLE_PROBABILITY = 0.0   # share of training batches whose early feature statistics are
+# mixed between images (MixStyle; 0: none)
+MIXSTYLE_ALPHA = 0.1         # Beta(alpha, alpha) of the mixing weight (the paper's)
+MIXSTYLE_BLOCKS = 2          # conv blocks followed by it, from the first
 LABEL_SMOOTHING = 0.0   # share of each target spread over all classes (0: one-hot). 0.1
 # read real crops 0.849 from scratch (mean of four seeds, -1.8 to +1.9 points seed by seed)
 # against 0.846, with less coverage at the threshold (bench/ablation.py SHAPE_ROWS)
@@ -113,6 +119,48 @@ class RandomConvolution(keras.layers.Layer):
         return {**super().get_config(), "probability": self.probability, "sizes": self.sizes}
 
 
+class BlurPool(keras.layers.Layer):
+    """Downsampling by 2 after a [1 2 1] x [1 2 1] / 16 low-pass, per channel: plain strided
+    pooling aliases fine detail into the coarser maps, and a digit's features then change with
+    its shift by a pixel and with detail (JPEG blocks, resampling) real crops carry."""
+
+    def call(self, x):
+        taps = tf.constant([1.0, 2.0, 1.0]) / 4.0
+        kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None],
+                         (1, 1, x.shape[-1], 1))
+        x = tf.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="SYMMETRIC")
+        return tf.nn.depthwise_conv2d(x, kernel, (1, 2, 2, 1), "VALID")
+
+
+class MixStyle(keras.layers.Layer):
+    """Training only: on a share of batches, each image's feature maps are re-styled with
+    per-channel means and deviations mixed with another image's, so that the model learns
+    shape under styles between those the generator drew (Zhou et al., ICLR 2021: domain
+    generalisation, digits among its tests). At serving it is the identity."""
+
+    def __init__(self, probability: float, alpha: float = MIXSTYLE_ALPHA, **kwargs):
+        super().__init__(**kwargs)
+        self.probability = float(probability)
+        self.alpha = float(alpha)
+
+    def call(self, x, training=None):
+        if not training or not self.probability:
+            return x
+        mean, var = tf.nn.moments(x, axes=(1, 2), keepdims=True)
+        mean, std = tf.stop_gradient(mean), tf.stop_gradient(tf.sqrt(var + 1e-6))
+        order = tf.random.shuffle(tf.range(tf.shape(x)[0]))
+        shape = (tf.shape(x)[0], 1, 1, 1)
+        a = tf.random.gamma(shape, self.alpha)
+        lam = a / (a + tf.random.gamma(shape, self.alpha))
+        mixed_mean = lam * mean + (1.0 - lam) * tf.gather(mean, order)
+        mixed_std = lam * std + (1.0 - lam) * tf.gather(std, order)
+        mixed = (x - mean) / std * mixed_std + mixed_mean
+        return tf.cond(tf.random.uniform(()) < self.probability, lambda: mixed, lambda: x)
+
+    def get_config(self):
+        return {**super().get_config(), "probability": self.probability, "alpha": self.alpha}
+
+
 class WeightAverage(keras.callbacks.Callback):
     """Keeps the uniform average of the weights over the last steps of training and leaves
     it in the model at the end (SWA, Izmailov et al. 2018; SWAD, Cha et al. 2021): an average
@@ -162,13 +210,16 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
                 "smoothing": self.smoothing}
 
 
-def _conv_block(x, filters: int, convs: int, per_image: bool = False):
+def _conv_block(x, filters: int, convs: int, per_image: bool = False,
+                antialiased: bool = ANTIALIASED_POOLING):
     for _ in range(convs):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                 kernel_regularizer=keras.regularizers.l2(WEIGHT_DECAY))(x)
         x = keras.layers.GroupNormalization(filters)(x) if per_image else \
             keras.layers.BatchNormalization()(x)
         x = keras.layers.ReLU()(x)
+    if antialiased:
+        return BlurPool()(keras.layers.MaxPooling2D(2, strides=1, padding="same")(x))
     return keras.layers.MaxPooling2D()(x)
 
 
@@ -179,6 +230,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 input_blur_sigma: float = INPUT_BLUR_SIGMA,
                 random_conv_probability: float = RANDOM_CONV_PROBABILITY,
                 instance_norm_blocks: int = INSTANCE_NORM_BLOCKS,
+                mixstyle_probability: float = MIXSTYLE_PROBABILITY,
+                antialiased_pooling: bool = ANTIALIASED_POOLING,
                 label_smoothing: float = LABEL_SMOOTHING) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
@@ -198,7 +251,10 @@ def build_model(learning_rate: float, decay_steps: int = 0,
         x = RandomConvolution(random_conv_probability)(x)
     x = PerImageStandardization()(x)
     for block, filters in enumerate(conv_filters):
-        x = _conv_block(x, filters, convs_per_block, per_image=block < instance_norm_blocks)
+        x = _conv_block(x, filters, convs_per_block, per_image=block < instance_norm_blocks,
+                        antialiased=antialiased_pooling)
+        if mixstyle_probability and block < MIXSTYLE_BLOCKS:
+            x = MixStyle(mixstyle_probability)(x)
     features = keras.layers.GlobalAveragePooling2D()(x)
     if centre_head:
         centre = keras.layers.Flatten()(keras.layers.Cropping2D(CENTRE_CROP)(x))
