@@ -82,7 +82,7 @@ def test_mixstyle_restyles_training_batches_with_statistics_between_two_images()
     mixed = layer(maps, training=True).numpy()
     means, stds = maps.mean(axis=(1, 2)), maps.std(axis=(1, 2))
     new_means, new_stds = mixed.mean(axis=(1, 2)), mixed.std(axis=(1, 2))
-    # each image's new statistics lie between its own and those of one image of the batch
+    # each image's new statistics lie within the range the batch's images span
     assert np.all(new_means >= means.min(0) - 1e-3) and np.all(new_means <= means.max(0) + 1e-3)
     assert np.all(new_stds >= stds.min(0) - 1e-3) and np.all(new_stds <= stds.max(0) + 1e-3)
     assert not np.allclose(mixed, maps, atol=1e-2)
@@ -92,7 +92,7 @@ def test_mixstyle_restyles_training_batches_with_statistics_between_two_images()
 
 
 def test_antialiased_pooling_halves_the_map_and_blurs_before_the_stride():
-    # a one-pixel checkerboard: plain stride-2 pooling keeps it, the low-pass removes it
+    # a one-pixel checkerboard, the finest detail there is: the low-pass leaves its mean
     board = (np.indices((8, 8)).sum(0) % 2).astype(np.float32)[None, :, :, None]
     pooled = BlurPool()(board).numpy()
     assert pooled.shape == (1, 4, 4, 1)

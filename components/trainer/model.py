@@ -56,6 +56,18 @@ LABEL_SMOOTHING = 0.0   # share of each target spread over all classes (0: one-h
 # against 0.846, with less coverage at the threshold (bench/ablation.py SHAPE_ROWS)
 
 
+def _separable_blur(images, taps, radius: int, stride: int = 1):
+    """Each channel filtered by ``taps`` (2 radius + 1 of them) along y, then along x, with
+    mirrored borders; ``stride`` subsamples the output (the second pass strides over both
+    axes, which equals the 2-D kernel at that stride)."""
+    channels = images.shape[-1]
+    rows = tf.tile(tf.reshape(taps, (-1, 1, 1, 1)), (1, 1, channels, 1))
+    cols = tf.reshape(rows, (1, -1, channels, 1))
+    x = tf.pad(images, ((0, 0), (radius, radius), (radius, radius), (0, 0)), mode="SYMMETRIC")
+    x = tf.nn.depthwise_conv2d(x, rows, (1, 1, 1, 1), "VALID")
+    return tf.nn.depthwise_conv2d(x, cols, (1, stride, stride, 1), "VALID")
+
+
 class PerImageStandardization(keras.layers.Layer):
     """Zero mean, unit variance per image: house numbers come in every brightness and contrast."""
 
@@ -75,14 +87,7 @@ class GaussianLowPass(keras.layers.Layer):
     def call(self, images):
         taps = tf.exp(-0.5 * (tf.range(-self.radius, self.radius + 1, dtype=tf.float32)
                               / self.sigma) ** 2)
-        taps /= tf.reduce_sum(taps)
-        channels = images.shape[-1]
-        rows = tf.tile(tf.reshape(taps, (-1, 1, 1, 1)), (1, 1, channels, 1))
-        cols = tf.reshape(rows, (1, -1, channels, 1))
-        r = self.radius
-        x = tf.pad(images, ((0, 0), (r, r), (r, r), (0, 0)), mode="SYMMETRIC")
-        x = tf.nn.depthwise_conv2d(x, rows, (1, 1, 1, 1), "VALID")
-        return tf.nn.depthwise_conv2d(x, cols, (1, 1, 1, 1), "VALID")
+        return _separable_blur(images, taps / tf.reduce_sum(taps), self.radius)
 
     def get_config(self):
         return {**super().get_config(), "sigma": self.sigma}
@@ -127,11 +132,7 @@ class BlurPool(keras.layers.Layer):
     its shift by a pixel and with detail (JPEG blocks, resampling) real crops carry."""
 
     def call(self, x):
-        taps = tf.constant([1.0, 2.0, 1.0]) / 4.0
-        kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None],
-                         (1, 1, x.shape[-1], 1))
-        x = tf.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="SYMMETRIC")
-        return tf.nn.depthwise_conv2d(x, kernel, (1, 2, 2, 1), "VALID")
+        return _separable_blur(x, tf.constant([1.0, 2.0, 1.0]) / 4.0, radius=1, stride=2)
 
 
 class MixStyle(keras.layers.Layer):
