@@ -373,6 +373,13 @@ ANTIALIAS_ROWS = with_seeds({"max-blur-pool in every conv block": dict(
     model=dict(antialiased_pooling=True))}, seeds=(0, 1, 2, 3))
 
 
+# Random erasing, from scratch (today's default as in CAMERA_ORDER_ROWS). Generated digits are
+# always whole and unoccluded; real ones are cut by poles, frames, shadows and the crop's
+# edge. Half the training images get one rectangle (2-40% of the crop) in a flat colour.
+ERASING_ROWS = with_seeds({"random erasing, half the images": dict(
+    model=dict(random_erasing_probability=0.5))}, seeds=(0, 1, 2, 3))
+
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE

@@ -4,8 +4,9 @@ import pytest
 from scipy import ndimage
 
 from svhn_tfx.components.trainer.model import (BlurPool, GaussianLowPass, MixStyle,
-                                                 RandomConvolution, SmoothedSparseCrossentropy,
-                                                 WeightAverage, build_model)
+                                                 RandomConvolution, RandomErasing,
+                                                 SmoothedSparseCrossentropy, WeightAverage,
+                                                 build_model)
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])
@@ -59,10 +60,12 @@ def test_random_convolution_of_side_one_mixes_colours_within_each_pixel():
     np.testing.assert_array_equal(changed, [[0, 10, 20]])
 
 
-def test_a_model_with_random_convolution_serves_as_the_one_without():
+@pytest.mark.parametrize("option, layer_type", [("random_conv_probability", RandomConvolution),
+                                                ("random_erasing_probability", RandomErasing)])
+def test_a_model_trained_with_an_augmenting_layer_serves_as_the_one_without(option, layer_type):
     plain = build_model(1e-3)
-    augmented = build_model(1e-3, random_conv_probability=1.0)
-    assert any(isinstance(layer, RandomConvolution) for layer in augmented.layers)
+    augmented = build_model(1e-3, **{option: 1.0})
+    assert any(isinstance(layer, layer_type) for layer in augmented.layers)
     augmented.set_weights(plain.get_weights())
     images = np.random.default_rng(3).random((4, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(augmented(images, training=False).numpy(),
@@ -89,6 +92,24 @@ def test_mixstyle_restyles_training_batches_with_statistics_between_two_images()
     # the pattern inside each map is the image's own, only its style moved
     np.testing.assert_allclose((mixed - new_means[:, None, None]) / new_stds[:, None, None],
                                (maps - means[:, None, None]) / stds[:, None, None], atol=1e-3)
+
+
+def test_random_erasing_paints_one_flat_rectangle_on_training_images_only():
+    import tensorflow as tf
+    images = np.random.default_rng(8).random((16, 32, 32, 3)).astype(np.float32)
+    layer = RandomErasing(1.0)
+    np.testing.assert_array_equal(layer(images, training=False).numpy(), images)
+    np.testing.assert_array_equal(RandomErasing(0.0)(images, training=True).numpy(), images)
+    tf.random.set_seed(9)
+    erased = layer(images, training=True).numpy()
+    for before, after in zip(images, erased):
+        changed = np.any(after != before, axis=-1)
+        rows, cols = np.nonzero(changed)
+        # one axis-aligned rectangle, within the paper's areas, in one colour
+        box = changed[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.all()
+        assert 0.02 * 1024 - 64 <= changed.sum() <= 0.4 * 1024 + 64
+        assert np.allclose(after[changed], after[changed][0])
 
 
 def test_antialiased_pooling_halves_the_map_and_blurs_before_the_stride():
