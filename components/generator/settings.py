@@ -64,7 +64,7 @@ class GeneratorSettings:
     clutter_probability: float = 0.7      # photo-like clutter (windows, wires, edges) behind
     # the digits: at full length (make pretrain) 0.7 read real crops 0.865 against 0.861 at
     # 0.35, the demo recipe 0.871 against 0.861, inside the dev set's +-1.5 points, with every
-    # trust target still met (README, "More clutter at full length")
+    # trust target still met (docs/real-data-quality.md, "More clutter at full length")
     busier_negative_walls: bool = True    # bare-wall and cut-digit negatives: busier walls, more
     # clutter (False gives them the digit crops' walls: no better on real crops, bench/ablation.py)
     # camera: real crops are soft and nearly noise-free at 32 px (most are upsampled from a
@@ -88,13 +88,14 @@ class GeneratorSettings:
     # resized, as SVHN's were: its blocks and colour bleeding at the source's scale. From
     # scratch within the seed spread (bench/ablation.py CAMERA_ROWS); at full length (make
     # pretrain) 0.861 of real crops against 0.850 off, the demo recipe 0.861 against 0.841,
-    # fewer real digits called "no digit" (README, "The source JPEG at full length")
+    # fewer real digits called "no digit" (docs/real-data-quality.md, "The source JPEG at full
+    # length")
     camera_at_source: bool = False        # defocus and sensor noise at the photo's own scale,
     # before its JPEG and the resize to the crop (a street photo's order), not after the resize.
     # From scratch 0.841 of real crops (mean of four seeds) against 0.846 (bench/ablation.py
     # CAMERA_ORDER_ROWS); at 20,000 steps of make pretrain 0.863 alone, 0.880 by the demo
     # recipe, at 30,000 0.872 / 0.869, against 0.865 / 0.871 for pretrained/: inside the
-    # noise (README, "The camera's order")
+    # noise (docs/real-data-quality.md, "The camera's order")
     # NEGATIVE_KINDS; letters are few: each one teaches that a digit-sized glyph can be no
     # digit, and real digits in unusual lettering were then called "no digit" (bench/ablation.py)
     negative_weights: Tuple[float, ...] = (0.24, 0.22, 0.04, 0.40, 0.06)

@@ -21,7 +21,8 @@ from svhn_tfx.components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TR
 
 CONV_FILTERS = (32, 64, 128)
 CONVS_PER_BLOCK = 2   # 1 until make pretrain trained 3.3x longer; both changed together, the
-# demo recipe read real crops 0.837 against 0.815 (README, "A deeper network, trained longer")
+# demo recipe read real crops 0.837 against 0.815 (docs/real-data-quality.md, "A deeper
+# network, trained longer")
 DENSE_UNITS = 256
 DROPOUT = 0.3
 WEIGHT_DECAY = 1e-4
