@@ -39,7 +39,7 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_average", "ablation_shape", "ablation_mixup",
          "ablation_contrast", "ablation_source", "ablation_fade",
          "ablation_blur_cap", "ablation_mixstyle", "ablation_antialias",
-         "ablation_erasing",
+         "ablation_erasing", "ablation_sam",
          "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -112,6 +112,8 @@ TITLES = {
     "ablation_erasing": "1zi. Random erasing (occluded digits), real crops, from scratch, four "
                         "seeds (today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / "
                         "0.837 in 1t)",
+    "ablation_sam": "1zj. Sharpness-aware minimisation, real crops, from scratch, two seeds "
+                    "(today's default at seeds 0 / 1: 0.841 / 0.865 in 1r)",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -171,6 +173,7 @@ ABLATIONS = {
     "ablation_mixstyle": (ablation.MIXSTYLE_ROWS, None),
     "ablation_antialias": (ablation.ANTIALIAS_ROWS, None),
     "ablation_erasing": (ablation.ERASING_ROWS, None),
+    "ablation_sam": (ablation.SAM_ROWS, None),
 }
 
 

@@ -5,8 +5,8 @@ from scipy import ndimage
 
 from svhn_tfx.components.trainer.model import (BlurPool, GaussianLowPass, MixStyle,
                                                  RandomConvolution, RandomErasing,
-                                                 SmoothedSparseCrossentropy, WeightAverage,
-                                                 build_model)
+                                                 SharpnessAwareModel, SmoothedSparseCrossentropy,
+                                                 WeightAverage, build_model)
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])
@@ -110,6 +110,28 @@ def test_random_erasing_paints_one_flat_rectangle_on_training_images_only():
         assert box.all()
         assert 0.02 * 1024 - 64 <= changed.sum() <= 0.4 * 1024 + 64
         assert np.allclose(after[changed], after[changed][0])
+
+
+def test_a_sharpness_aware_step_applies_the_gradient_taken_at_the_ascent_point():
+    import tf_keras as keras
+    rng = np.random.default_rng(10)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
+    w = rng.standard_normal((3, 1))
+    rho = 0.3
+    inputs = keras.Input((3,))
+    net = SharpnessAwareModel(inputs, keras.layers.Dense(1, use_bias=False)(inputs), rho=rho)
+    net.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    net.set_weights([w])
+    net.train_on_batch(x.astype(np.float32), y.astype(np.float32))
+
+    def gradient(v):   # of mean((x v - y)^2)
+        return 2 * x.T @ (x @ v - y) / len(x)
+    g = gradient(w)
+    expected = w - gradient(w + rho * g / np.linalg.norm(g))
+    np.testing.assert_allclose(net.get_weights()[0], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(expected, w - g, atol=1e-3)   # not the plain step
+    assert isinstance(build_model(1e-3, sam_rho=0.05), SharpnessAwareModel)
+    assert not isinstance(build_model(1e-3), SharpnessAwareModel)
 
 
 def test_antialiased_pooling_halves_the_map_and_blurs_before_the_stride():
