@@ -384,10 +384,10 @@ ERASING_ROWS = with_seeds({"random erasing, half the images": dict(
 
 # Sharpness-aware minimisation, from scratch (today's default as in CAMERA_ORDER_ROWS). Weight
 # averaging (AVERAGE_ROWS) looked for a flat minimum after the fact and tied; SAM looks for one
-# at every step, at twice the compute a step. Two seeds: each takes about 25 minutes here.
-# Not run yet (2026-12-03: the session's time went to table 1zi and CI).
+# at every step, at twice the compute a step (about 25 minutes a seed here): seed 0 first,
+# more seeds if it leads.
 SAM_ROWS = with_seeds({"sharpness-aware steps, radius 0.05": dict(
-    model=dict(sam_rho=0.05))}, seeds=(0, 1))
+    model=dict(sam_rho=0.05))}, seeds=(0,))
 
 
 def learning_rate(warm_start: str = None) -> float:
