@@ -479,13 +479,21 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
             "generate_seconds": round(generated_s), "train_seconds": round(trained_s), **scored}
 
 
-def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
-        warm_start: str = None) -> dict:
+def decoded_real(dev_dir: str, format1_dir: str):
+    """quality.real_dev_sets as the model reads them: {"digits": float images, "labels",
+    "backgrounds": float images}, or None without the development crops."""
     sets = quality.real_dev_sets(dev_dir, format1_dir)
     if sets is None:
-        return {"skipped": f"no real development crops at {dev_dir}"}
-    real = {"digits": decode(sets["digits"]), "labels": np.asarray(sets["labels"]),
+        return None
+    return {"digits": decode(sets["digits"]), "labels": np.asarray(sets["labels"]),
             "backgrounds": decode(sets["backgrounds"])}
+
+
+def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
+        warm_start: str = None) -> dict:
+    real = decoded_real(dev_dir, format1_dir)
+    if real is None:
+        return {"skipped": f"no real development crops at {dev_dir}"}
     results = {}
     for name, change in (rows or ROWS).items():
         change = dict(change)

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 import svhn_tfx.components  # noqa: F401
-from bench import ablation, quality, run
+from bench import ablation, run
 
 BLENDS = (0.0, 0.25, 0.5, 1.0)   # share of the real statistics in the adapted ones (0: none)
 SPLIT_SEED = 0
@@ -39,11 +39,10 @@ def _adapted(weights: str, images: np.ndarray, blend: float):
 
 
 def measure(weights: str, dev_dir: str, format1_dir: str) -> dict:
-    sets = quality.real_dev_sets(dev_dir, format1_dir)
+    sets = ablation.decoded_real(dev_dir, format1_dir)
     if sets is None:
         return {"skipped": f"no real development crops at {dev_dir}"}
-    real, labels = ablation.decode(sets["digits"]), np.asarray(sets["labels"])
-    backgrounds = ablation.decode(sets["backgrounds"])
+    real, labels, backgrounds = sets["digits"], sets["labels"], sets["backgrounds"]
     order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
     halves = (order[: len(order) // 2], order[len(order) // 2:])
     rows = {}

@@ -11,7 +11,7 @@ Usage: python -m bench.ensemble   (about 10 minutes; writes bench/results/ensemb
 import numpy as np
 
 import svhn_tfx.components  # noqa: F401
-from bench import ablation, quality, run
+from bench import ablation, run
 from svhn_tfx.components.generator.settings import GeneratorSettings
 
 MEMBERS = 4
@@ -20,10 +20,10 @@ MEMBERS = 4
 def measure(dev_dir: str, format1_dir: str, n: int = run.FULL["ablation_train"],
             steps: int = run.FULL["ablation_steps"], members: int = MEMBERS) -> dict:
     """Each network is the size of a from-scratch ablation row (bench/run.py FULL)."""
-    sets = quality.real_dev_sets(dev_dir, format1_dir)
+    sets = ablation.decoded_real(dev_dir, format1_dir)
     if sets is None:
         return {"skipped": f"no real development crops at {dev_dir}"}
-    real, labels = ablation.decode(sets["digits"]), np.asarray(sets["labels"])
+    real, labels = sets["digits"], sets["labels"]
     images, image_labels = ablation.generated(GeneratorSettings(), n, seed=0)
     logits, rows = [], {}
     for seed in range(members):

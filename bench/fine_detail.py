@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 import svhn_tfx.components  # noqa: F401
-from bench import ablation, domain_gap, quality, run
+from bench import ablation, domain_gap, run
 from svhn_tfx.components.generator import synthetic
 
 SIGMAS = (0.0, 0.7, 1.0, 1.3)
@@ -76,11 +76,10 @@ def by_quarter(real, right, generated) -> dict:
 
 def measure(weights: str, dev_dir: str, format1_dir: str) -> dict:
     from svhn_tfx.components.trainer.model import build_model
-    sets = quality.real_dev_sets(dev_dir, format1_dir)
+    sets = ablation.decoded_real(dev_dir, format1_dir)
     if sets is None:
         return {"skipped": f"no real development crops at {dev_dir}"}
-    real, labels = ablation.decode(sets["digits"]), np.asarray(sets["labels"])
-    backgrounds = ablation.decode(sets["backgrounds"])
+    real, labels, backgrounds = sets["digits"], sets["labels"], sets["backgrounds"]
     records = list(synthetic.generate(GENERATED, GENERATED_SEED, workers=os.cpu_count() or 1))
     generated = ablation.decode([r.image for r in records])
     generated_labels = np.array([r.label for r in records])
