@@ -389,7 +389,7 @@ ERASING_ROWS = with_seeds({"random erasing, half the images": dict(
 # spread), coverage 0.623 at risk 0.018, generated hold-out 0.855; 1,404 s of training
 # against about 700. Seeds 1-3 next.
 SAM_ROWS = with_seeds({"sharpness-aware steps, radius 0.05": dict(
-    model=dict(sam_rho=0.05))}, seeds=(0,))
+    model=dict(sam_rho=0.05))}, seeds=(0, 1, 2, 3))
 
 
 def learning_rate(warm_start: str = None) -> float:
@@ -490,12 +490,24 @@ def decoded_real(dev_dir: str, format1_dir: str):
 
 
 def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
-        warm_start: str = None) -> dict:
+        warm_start: str = None, measured: dict = None, checkpoint=None) -> dict:
+    """`measured`: a previous result of this run; its rows at the same sizes are kept, not
+    retrained (a seed here is about 12-25 minutes). `checkpoint(result)` is called after
+    each row, so an interrupted run keeps the rows it finished."""
     real = decoded_real(dev_dir, format1_dir)
     if real is None:
         return {"skipped": f"no real development crops at {dev_dir}"}
+    sizes = {"train": n, "steps": steps, "warm_start": warm_start,
+             "learning_rate": learning_rate(warm_start)}
+    same_sizes = measured and all(measured.get(k) == v for k, v in sizes.items())
+    kept = measured["rows"] if same_sizes else {}
     results = {}
     for name, change in (rows or ROWS).items():
+        if name in kept:
+            results[name] = kept[name]
+            print(f"bench: ablation '{name}' kept from the previous run: real accuracy "
+                  f"{kept[name]['accuracy']:.3f}", flush=True)
+            continue
         change = dict(change)
         model_options = change.pop("model", None)
         average_from = change.pop("average_from", 0.0)
@@ -511,8 +523,9 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
         print(f"bench:   real accuracy {m['accuracy']:.3f}, generated hold-out "
               f"{m['generated_hold_out_accuracy']:.3f} ({m['generate_seconds']} s generating, "
               f"{m['train_seconds']} s training)", flush=True)
-    return {"train": n, "steps": steps, "warm_start": warm_start,
-            "learning_rate": learning_rate(warm_start), "rows": results}
+        if checkpoint:
+            checkpoint({**sizes, "rows": dict(results)})
+    return {**sizes, "rows": results}
 
 
 def table(result: dict) -> str:

@@ -262,6 +262,9 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=",".join(ORDER), help=f"comma-separated: {ORDER}")
     p.add_argument("--svhn-test-mat", help="path to test_32x32.mat, if you have it")
     p.add_argument("--work", default=os.path.join(configs.ARTIFACTS_ROOT, "bench"))
+    p.add_argument("--resume", action="store_true",
+                   help="ablations: keep the rows already in bench/results at the same sizes "
+                        "and train only the missing ones")
     args = p.parse_args(argv)
     size = QUICK if args.quick else FULL
     selected = [n for n in ORDER if n in args.only.split(",")]
@@ -302,8 +305,16 @@ def main(argv=None) -> int:
             print(f"bench: {TITLES[name]}", flush=True)
             rows = all_rows if not args.quick else dict(list(all_rows.items())[:1])
             recipe = "ablation_warm" if warm_start else "ablation"
+            stored = os.path.join(results_dir, f"{name}.json")
+            measured = None
+            if args.resume and os.path.exists(stored):
+                with open(stored) as f:
+                    measured = json.load(f)["result"]
             result = ablation.run(DEV_DIR, FORMAT1_DIR, size[f"{recipe}_train"],
-                                  size[f"{recipe}_steps"], rows, warm_start=warm_start)
+                                  size[f"{recipe}_steps"], rows, warm_start=warm_start,
+                                  measured=measured,
+                                  checkpoint=lambda partial, name=name: save(name, partial,
+                                                                             args.quick))
             save(name, result, args.quick)
             print(ablation.table(result), flush=True)
     if "domain_gap" in selected:
