@@ -40,6 +40,12 @@ def negatives_without(*kinds) -> dict:
                                        for kind, weight in zip(NEGATIVE_KINDS, weights)))
 
 
+# Fewer images than this are rendered in this process: a spawned worker re-imports bench.run
+# and TensorFlow (15-30 s), while one core renders about 200 images a second. Same images
+# either way (each depends only on its index).
+PARALLEL_FROM = 5_000
+
+
 def with_seeds(rows: dict, seeds=(0, 1)) -> dict:
     """Each row at each of the seeds (0 and 1 unless given): where one seed's spread is as
     large as the effect."""
@@ -407,7 +413,8 @@ def decode(blobs) -> np.ndarray:
 
 def generated(settings: GeneratorSettings, n: int, seed: int):
     """n generated images, decoded as the pipeline's Transform does, and their labels."""
-    records = list(synthetic.generate(n, seed, settings, workers=os.cpu_count() or 1))
+    workers = (os.cpu_count() or 1) if n >= PARALLEL_FROM else 1
+    records = list(synthetic.generate(n, seed, settings, workers=workers))
     return decode([r.image for r in records]), np.array([r.label for r in records])
 
 
