@@ -44,6 +44,7 @@ def negatives_without(*kinds) -> dict:
 # and TensorFlow (15-30 s), while one core renders about 200 images a second. Same images
 # either way (each depends only on its index).
 PARALLEL_FROM = 5_000
+PROGRESS_LINES = 5   # a training row prints its step and loss this many times
 
 
 def with_seeds(rows: dict, seeds=(0, 1)) -> dict:
@@ -448,8 +449,19 @@ def fit(images, labels, steps: int, seed: int = 0, warm_start: str = None, model
         net.compile(optimizer=net.optimizer,
                     loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     train = train.prefetch(2)
-    net.fit(train, steps_per_epoch=steps, epochs=1, verbose=0,
-            callbacks=[WeightAverage(steps, average_from)] if average_from else None)
+    start = time.perf_counter()
+
+    def progress(batch, logs):
+        done = batch + 1
+        if done % max(1, steps // PROGRESS_LINES) == 0 and done < steps:
+            elapsed = time.perf_counter() - start
+            print(f"bench:     step {done}/{steps}, loss {logs.get('loss', float('nan')):.3f} "
+                  f"({elapsed:.0f} s, about {elapsed / done * (steps - done):.0f} s left)",
+                  flush=True)
+    callbacks = [keras.callbacks.LambdaCallback(on_train_batch_end=progress)]
+    if average_from:
+        callbacks.append(WeightAverage(steps, average_from))
+    net.fit(train, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
     return net
 
 
