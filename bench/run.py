@@ -3,8 +3,10 @@
 Each benchmark writes its numbers to ``bench/results/<name>.json`` (with the machine and date)
 and ``bench/RESULTS.md`` is rebuilt from every stored result, so benchmarks can be rerun one
 at a time. Headlines are ratios measured in the same run; absolute numbers are for context.
-``--quick`` is a smoke check (tiny sizes, under 3 minutes); its results go to
-``bench/results/quick/`` and do not replace the full ones.
+The ablation tables (issue 10's research: 144 rows of 12-25 minutes each) run only when named
+(``--only ablation_sam`` or ``--only ablations``); ``--quick`` is a smoke check of everything,
+ablations included (tiny sizes); its results go to ``bench/results/quick/`` and do not replace
+the full ones.
 """
 import argparse
 import datetime
@@ -259,7 +261,9 @@ def pretrained_source_model():
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke check")
-    p.add_argument("--only", default=",".join(ORDER), help=f"comma-separated: {ORDER}")
+    p.add_argument("--only", help="comma-separated names, or 'ablations' for every ablation "
+                                  f"table; default: all but the ablations ({ORDER}); with "
+                                  "--quick, all")
     p.add_argument("--svhn-test-mat", help="path to test_32x32.mat, if you have it")
     p.add_argument("--work", default=os.path.join(configs.ARTIFACTS_ROOT, "bench"))
     p.add_argument("--resume", action="store_true",
@@ -267,7 +271,15 @@ def main(argv=None) -> int:
                         "and train only the missing ones")
     args = p.parse_args(argv)
     size = QUICK if args.quick else FULL
-    selected = [n for n in ORDER if n in args.only.split(",")]
+    if args.only:
+        names = set(args.only.split(","))
+        names |= set(ABLATIONS) if "ablations" in names else set()
+        unknown = names - set(ORDER) - {"ablations"}
+        if unknown:
+            p.error(f"unknown benchmarks {sorted(unknown)}; known: {ORDER} or 'ablations'")
+    else:   # the research tables: 144 training rows, about 30 hours on 2 cores
+        names = set(ORDER) if args.quick else set(ORDER) - set(ABLATIONS)
+    selected = [n for n in ORDER if n in names]
     if args.quick:
         selected = [n for n in selected if n not in ("end_to_end", "scaling")]
     work = os.path.join(args.work, "quick" if args.quick else "full")
