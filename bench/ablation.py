@@ -391,10 +391,10 @@ ERASING_ROWS = with_seeds({"random erasing, half the images": dict(
 
 # Sharpness-aware minimisation, from scratch (today's default as in CAMERA_ORDER_ROWS). Weight
 # averaging (AVERAGE_ROWS) looked for a flat minimum after the fact and tied; SAM looks for one
-# at every step, at twice the compute a step (about 25 minutes a seed here): seed 0 first,
-# more seeds if it leads. 2026-12-03: 0.852 against 0.841 at seed 0 (+1.1, inside the seed
-# spread), coverage 0.623 at risk 0.018, generated hold-out 0.855; 1,404 s of training
-# against about 700. Seeds 1-3 next.
+# at every step, at twice the compute a step (about 25 minutes a seed here). 2026-12-03:
+# 0.852 / 0.852 / 0.865 / 0.837 (mean 0.852 against 0.846; seed by seed +1.1, -1.3, +2.6,
+# 0.0), coverage 0.58 against 0.53 at risk 0.004-0.018, generated hold-out 0.854 against
+# 0.856; 1,400-1,750 s of training against about 700: a tie at twice the cost, off.
 SAM_ROWS = with_seeds({"sharpness-aware steps, radius 0.05": dict(
     model=dict(sam_rho=0.05))}, seeds=(0, 1, 2, 3))
 
