@@ -262,9 +262,9 @@ def pretrained_source_model():
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke check")
-    p.add_argument("--only", help="comma-separated names, or 'ablations' for every ablation "
-                                  f"table; default: all but the ablations ({ORDER}); with "
-                                  "--quick, all")
+    p.add_argument("--only", help=f"comma-separated names of {ORDER}, or 'ablations' for "
+                                  "every ablation table; default: all but the ablation tables "
+                                  "(with --quick: all)")
     p.add_argument("--svhn-test-mat", help="path to test_32x32.mat, if you have it")
     p.add_argument("--work", default=os.path.join(configs.ARTIFACTS_ROOT, "bench"))
     p.add_argument("--resume", action="store_true",
