@@ -500,12 +500,12 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
 
 def decoded_real(dev_dir: str, format1_dir: str):
     """quality.real_dev_sets as the model reads them: {"digits": float images, "labels",
-    "backgrounds": float images}, or None without the development crops."""
+    "where", "backgrounds": float images}, or None without the development crops."""
     sets = quality.real_dev_sets(dev_dir, format1_dir)
     if sets is None:
         return None
     return {"digits": decode(sets["digits"]), "labels": np.asarray(sets["labels"]),
-            "backgrounds": decode(sets["backgrounds"])}
+            "where": sets["where"], "backgrounds": decode(sets["backgrounds"])}
 
 
 def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,

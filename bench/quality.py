@@ -29,7 +29,8 @@ def fmt(value) -> str:
 
 
 def real_dev_sets(dev_dir: str, format1_dir: str):
-    """{"digits": [png bytes], "labels": [...], "backgrounds": [png bytes]} or None."""
+    """{"digits": [png bytes], "labels": [...], "where": [file paths], "backgrounds": [png
+    bytes]} or None."""
     from svhn_tfx.components.converters.digit_struct import read_digit_struct_dir
     from svhn_tfx.components.converters.folder import read_folder
     if not os.path.isdir(dev_dir):
@@ -42,7 +43,7 @@ def real_dev_sets(dev_dir: str, format1_dir: str):
                                                   seed=0)
                    if r.error is None and r.label == schema.NO_DIGIT]
     return {"digits": [r.image for r in digits], "labels": [r.label for r in digits],
-            "backgrounds": backgrounds}
+            "where": [r.where for r in digits], "backgrounds": backgrounds}
 
 
 def real_metrics(digit_probabilities, labels, background_probabilities,

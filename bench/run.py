@@ -3,8 +3,9 @@
 Each benchmark writes its numbers to ``bench/results/<name>.json`` (with the machine and date)
 and ``bench/RESULTS.md`` is rebuilt from every stored result, so benchmarks can be rerun one
 at a time. Headlines are ratios measured in the same run; absolute numbers are for context.
-The ablation tables (issue 10's research: 144 rows of 12-25 minutes each) run only when named
-(``--only ablation_sam`` or ``--only ablations``); ``--quick`` is a smoke check of everything,
+The ablation tables (issue 10's research: 144 rows of 12-25 minutes each) and the real-label
+learning curve run only when named (``--only ablation_sam``, ``--only ablations``,
+``--only real_labels``); ``--quick`` is a smoke check of everything,
 ablations included (tiny sizes); its results go to ``bench/results/quick/`` and do not replace
 the full ones.
 """
@@ -23,9 +24,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import svhn_tfx.components  # noqa: E402,F401
-from bench import (abuse, ablation, domain_gap, portable, quality, scaling,  # noqa: E402
-                   serving, training, transform)
+from bench import (abuse, ablation, domain_gap, portable, quality, real_labels,  # noqa: E402
+                   scaling, serving, training, transform)
 from bench.component_times import component_seconds  # noqa: E402
+from svhn_tfx.components.trainer.recipe import FINE_TUNE_STEPS  # noqa: E402
 from svhn_tfx.pipeline import configs  # noqa: E402
 
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
@@ -41,7 +43,7 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_average", "ablation_shape", "ablation_mixup",
          "ablation_contrast", "ablation_source", "ablation_fade",
          "ablation_blur_cap", "ablation_mixstyle", "ablation_antialias",
-         "ablation_erasing", "ablation_sam",
+         "ablation_erasing", "ablation_sam", "real_labels",
          "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -117,6 +119,8 @@ TITLES = {
     "ablation_sam": "1zj. Sharpness-aware minimisation, real crops, from scratch, four "
                     "seeds (today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / "
                     "0.837 in 1t)",
+    "real_labels": "1zk. A user's own labelled real crops added to the demo's fine-tuning, "
+                   "scored on other photos' crops",
     "domain_gap": "1d. Generated digits against real ones, image statistics (no training)",
     "training": "2. Training throughput",
     "transform": "3. Transform throughput",
@@ -129,12 +133,14 @@ TITLES = {
 FULL = dict(train=20_000, eval=2_000, steps=configs.TRAIN_STEPS, training_steps=200,
             serving_seconds=5, scaling_sizes=(10_000, 30_000, 100_000),
             ablation_train=20_000, ablation_steps=1_500, ablation_warm_train=10_000,
-            ablation_warm_steps=800,
+            ablation_warm_steps=800, real_labels_train=20_000,   # make demo's
+            real_labels_steps=FINE_TUNE_STEPS,
             domain_gap_images=2_000, abuse_requests=10_000,
             abuse_burst=256, abuse_idle=100, portable_train=2_000, portable_eval=500)
 QUICK = dict(train=1_000, eval=200, steps=60, training_steps=50, serving_seconds=1,
              scaling_sizes=(), ablation_train=300, ablation_steps=10, ablation_warm_train=300,
-             ablation_warm_steps=10,
+             ablation_warm_steps=10, real_labels_train=300,
+             real_labels_steps=10,
              domain_gap_images=50, abuse_requests=60,
              abuse_burst=16, abuse_idle=10, portable_train=100, portable_eval=50)
 PRETRAIN_PIPELINE_ROOT = os.path.join(configs.ARTIFACTS_ROOT, "pretrain", "pipeline")
@@ -178,6 +184,7 @@ ABLATIONS = {
     "ablation_erasing": (ablation.ERASING_ROWS, None),
     "ablation_sam": (ablation.SAM_ROWS, None),
 }
+RESEARCH = set(ABLATIONS) | {"real_labels"}   # run only when named (or with --quick)
 
 
 def machine() -> dict:
@@ -195,7 +202,7 @@ def save(name: str, result: dict, quick: bool) -> None:
 
 def tables(results_dir: str) -> str:
     modules = {"quality": quality, **{name: ablation for name in ABLATIONS},
-               "domain_gap": domain_gap, "training": training,
+               "real_labels": real_labels, "domain_gap": domain_gap, "training": training,
                "transform": transform, "portable": portable, "serving": serving, "abuse": abuse,
                "scaling": scaling}
     parts = []
@@ -279,7 +286,7 @@ def main(argv=None) -> int:
         if unknown:
             p.error(f"unknown benchmarks {sorted(unknown)}; known: {ORDER} or 'ablations'")
     else:   # the research tables: 144 training rows, about 30 hours on 2 cores
-        names = set(ORDER) if args.quick else set(ORDER) - set(ABLATIONS)
+        names = set(ORDER) if args.quick else set(ORDER) - RESEARCH
     selected = [n for n in ORDER if n in names]
     if args.quick:
         selected = [n for n in selected if n not in ("end_to_end", "scaling")]
@@ -330,6 +337,13 @@ def main(argv=None) -> int:
                                                                              args.quick))
             save(name, result, args.quick)
             print(ablation.table(result), flush=True)
+    if "real_labels" in selected:
+        print(f"bench: {TITLES['real_labels']}", flush=True)
+        rows = dict(list(real_labels.ROWS.items())[-1:]) if args.quick else None  # both sides
+        result = real_labels.measure(PRETRAINED_WEIGHTS, DEV_DIR, FORMAT1_DIR,
+                                     size["real_labels_train"], size["real_labels_steps"], rows)
+        save("real_labels", result, args.quick)
+        print(real_labels.table(result), flush=True)
     if "domain_gap" in selected:
         print("bench: generated digits against real ones", flush=True)
         result = domain_gap.run(DEV_DIR, size["domain_gap_images"], domain_gap.rows(),
