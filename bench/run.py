@@ -200,6 +200,15 @@ def save(name: str, result: dict, quick: bool) -> None:
         json.dump({"machine": machine(), "result": result}, f, indent=2)
 
 
+def stored_result(results_dir: str, name: str):
+    """The result ``save`` stored for ``name``, or None."""
+    path = os.path.join(results_dir, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["result"]
+
+
 def tables(results_dir: str) -> str:
     modules = {"quality": quality, **{name: ablation for name in ABLATIONS},
                "real_labels": real_labels, "domain_gap": domain_gap, "training": training,
@@ -275,8 +284,8 @@ def main(argv=None) -> int:
     p.add_argument("--svhn-test-mat", help="path to test_32x32.mat, if you have it")
     p.add_argument("--work", default=os.path.join(configs.ARTIFACTS_ROOT, "bench"))
     p.add_argument("--resume", action="store_true",
-                   help="ablations: keep the rows already in bench/results at the same sizes "
-                        "and train only the missing ones")
+                   help="ablations and real_labels: keep the rows already in bench/results at "
+                        "the same sizes and train only the missing ones")
     args = p.parse_args(argv)
     size = QUICK if args.quick else FULL
     if args.only:
@@ -325,11 +334,7 @@ def main(argv=None) -> int:
             print(f"bench: {TITLES[name]}", flush=True)
             rows = all_rows if not args.quick else dict(list(all_rows.items())[:1])
             recipe = "ablation_warm" if warm_start else "ablation"
-            stored = os.path.join(results_dir, f"{name}.json")
-            measured = None
-            if args.resume and os.path.exists(stored):
-                with open(stored) as f:
-                    measured = json.load(f)["result"]
+            measured = stored_result(results_dir, name) if args.resume else None
             result = ablation.run(DEV_DIR, FORMAT1_DIR, size[f"{recipe}_train"],
                                   size[f"{recipe}_steps"], rows, warm_start=warm_start,
                                   measured=measured,
@@ -340,8 +345,10 @@ def main(argv=None) -> int:
     if "real_labels" in selected:
         print(f"bench: {TITLES['real_labels']}", flush=True)
         rows = dict(list(real_labels.ROWS.items())[-1:]) if args.quick else None  # both sides
+        measured = stored_result(results_dir, "real_labels") if args.resume else None
         result = real_labels.measure(PRETRAINED_WEIGHTS, DEV_DIR, FORMAT1_DIR,
-                                     size["real_labels_train"], size["real_labels_steps"], rows)
+                                     size["real_labels_train"], size["real_labels_steps"], rows,
+                                     measured=measured)
         save("real_labels", result, args.quick)
         print(real_labels.table(result), flush=True)
     if "domain_gap" in selected:
