@@ -32,13 +32,15 @@ SPLIT_SEED = 0
 REAL_SHARE = 0.2          # of the training images, when the real crops are repeated
 PHOTO = re.compile(r"-(\d+)-\d+\.[a-z]+$")   # svhn-real-dev's <label>/train-<photo>-<k>.png
 # name: (real crops per side (None: all of them), share of the training images (None: as
-# they come, each once))
+# they come, each once)[, a multiple of make demo's steps])
 ROWS = {
     "none: the make demo recipe": (0, None),
     "50 real crops, 20% of the training images": (50, REAL_SHARE),
     "all of a side's crops (about 270), as they come (1.5%)": (None, None),
     "all of a side's crops (about 270), 20% of the training images": (None, REAL_SHARE),
     "all of a side's crops (about 270), half the training images": (None, 0.5),
+    "all of a side's crops (about 270), 20% of the training images, twice the steps": (
+        None, REAL_SHARE, 2),
 }
 
 
@@ -92,7 +94,7 @@ def measure(weights: str, dev_dir: str, format1_dir: str, n: int, steps: int, ro
     kept = measured["rows"] if measured and all(measured.get(k) == v
                                                 for k, v in sizes.items()) else {}
     results = {}
-    for name, (count, share) in (rows or ROWS).items():
+    for name, (count, share, *steps_x) in (rows or ROWS).items():
         if name in kept:
             results[name] = kept[name]
             print(f"bench: real labels '{name}' kept from the previous run", flush=True)
@@ -109,7 +111,7 @@ def measure(weights: str, dev_dir: str, format1_dir: str, n: int, steps: int, ro
             x, y, repeats = training_set(images[~held], labels[~held], real["digits"][chosen],
                                          real["labels"][chosen], share, seed)
             probabilities, calibration = fine_tuned_probabilities(
-                x, y, images[held], labels[held], steps, seed, weights)
+                x, y, images[held], labels[held], steps * (steps_x or [1])[0], seed, weights)
             p = probabilities(real["digits"][scored])
             m = quality.real_metrics(p, real["labels"][scored], probabilities(real["backgrounds"]),
                                      calibration["abstain_threshold"])
