@@ -24,6 +24,7 @@ import numpy as np
 
 import svhn_tfx.components  # noqa: F401
 from bench import ablation, quality
+from svhn_tfx import schema
 from svhn_tfx.components import trust
 from svhn_tfx.components.generator.settings import GeneratorSettings
 from svhn_tfx.pipeline import configs
@@ -129,7 +130,7 @@ def measure(weights: str, dev_dir: str, format1_dir: str, n: int, steps: int, ro
             "scored": int(len(truth)), "real_trained_on_per_side": count,
             "repeats": repeats_used,
             "accuracy": float(np.mean(predicted == truth)),
-            "called_no_digit": float(np.mean(predicted == 10)),
+            "called_no_digit": float(np.mean(predicted == schema.NO_DIGIT)),
             "ece": trust.ece(p.max(1), predicted == truth),
             "coverage": answered / len(truth), "risk": wrong / answered if answered else 0.0,
             "no_digit_auroc": [a for a in background_auroc if a is not None] or None}
