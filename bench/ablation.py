@@ -465,6 +465,20 @@ def fit(images, labels, steps: int, seed: int = 0, warm_start: str = None, model
     return net
 
 
+def calibrated(net, held_out_images, held_out_labels):
+    """T and the threshold fitted on a generated hold-out, as the Trainer fits them: returns
+    (images -> calibrated probabilities, the calibration)."""
+    import tensorflow as tf
+    from svhn_tfx.components.trainer.calibration import calibrate
+    calibration = calibrate(net.predict(held_out_images, verbose=0, batch_size=DECODE_BATCH),
+                            held_out_labels, configs.TARGET_RISK)
+
+    def probabilities(x):
+        logits = net.predict(x, verbose=0, batch_size=DECODE_BATCH)
+        return tf.nn.softmax(logits / calibration["temperature"]).numpy().astype(np.float64)
+    return probabilities, calibration
+
+
 def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
                     seed: int = 0, warm_start: str = None, model_options=None,
                     average_from: float = 0.0, mixup: float = 0.0) -> dict:
@@ -472,8 +486,6 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     ``warm_start`` (a weights.h5), fine-tunes it at the demo's rate, as ``make demo`` does.
     ``model_options`` are ``build_model`` keyword arguments; ``average_from`` (a share of the
     steps) keeps the average of the weights after it (``WeightAverage``)."""
-    import tensorflow as tf
-    from svhn_tfx.components.trainer.calibration import calibrate
     start = time.perf_counter()
     images, labels = generated(settings, n, seed)
     generated_s = time.perf_counter() - start
@@ -482,13 +494,7 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     net = fit(images[~held_out], labels[~held_out], steps, seed, warm_start, model_options,
               average_from, mixup)
     trained_s = time.perf_counter() - start
-    calibration = calibrate(net.predict(images[held_out], verbose=0, batch_size=DECODE_BATCH),
-                            labels[held_out], configs.TARGET_RISK)
-
-    def probabilities(x):
-        logits = net.predict(x, verbose=0, batch_size=DECODE_BATCH)
-        return tf.nn.softmax(logits / calibration["temperature"]).numpy().astype(np.float64)
-
+    probabilities, calibration = calibrated(net, images[held_out], labels[held_out])
     scored = quality.real_metrics(probabilities(real["digits"]), real["labels"],
                                   probabilities(real["backgrounds"]),
                                   calibration["abstain_threshold"])

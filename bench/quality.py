@@ -46,9 +46,9 @@ def real_dev_sets(dev_dir: str, format1_dir: str):
             "where": [r.where for r in digits], "backgrounds": backgrounds}
 
 
-def real_metrics(digit_probabilities, labels, background_probabilities,
-                 threshold: float) -> dict:
-    """Real-digit accuracy and trust at the exported threshold, and no-digit AUROC."""
+def real_metrics(digit_probabilities, labels, background_probabilities, threshold) -> dict:
+    """Real-digit accuracy and trust at the exported threshold (or one per digit, where
+    different models scored them), and no-digit AUROC."""
     p, labels = np.asarray(digit_probabilities, np.float64), np.asarray(labels)
     predicted, confidence = p.argmax(1), p.max(1)
     answered = (predicted != schema.NO_DIGIT) & (confidence >= threshold)

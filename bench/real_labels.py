@@ -25,9 +25,7 @@ import numpy as np
 import svhn_tfx.components  # noqa: F401
 from bench import ablation, quality
 from svhn_tfx import schema
-from svhn_tfx.components import trust
 from svhn_tfx.components.generator.settings import GeneratorSettings
-from svhn_tfx.pipeline import configs
 
 SPLIT_SEED = 0
 REAL_SHARE = 0.2          # of the training images, when the real crops are repeated
@@ -66,20 +64,6 @@ def training_set(images, labels, real_images, real_labels, share, seed: int):
     return x[order], y[order], repeats
 
 
-def fine_tuned_probabilities(x, y, held_x, held_y, steps: int, seed: int, weights: str):
-    """make demo's fine-tuning on (x, y); T and threshold from the generated hold-out."""
-    import tensorflow as tf
-    from svhn_tfx.components.trainer.calibration import calibrate
-    net = ablation.fit(x, y, steps, seed, warm_start=weights)
-    calibration = calibrate(net.predict(held_x, verbose=0, batch_size=ablation.DECODE_BATCH),
-                            held_y, configs.TARGET_RISK)
-
-    def probabilities(images):
-        logits = net.predict(images, verbose=0, batch_size=ablation.DECODE_BATCH)
-        return tf.nn.softmax(logits / calibration["temperature"]).numpy().astype(np.float64)
-    return probabilities, calibration
-
-
 def measure(weights: str, dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
             seed: int = 0, measured: dict = None) -> dict:
     """``weights``: what make demo warm-starts from (pretrained/weights.h5); ``n`` generated
@@ -102,37 +86,33 @@ def measure(weights: str, dev_dir: str, format1_dir: str, n: int, steps: int, ro
             continue
         print(f"bench: real labels '{name}'", flush=True)
         rng = np.random.default_rng(SPLIT_SEED)   # a row's crops do not depend on the others
-        sides = [side_1] if count == 0 else [side_1, ~side_1]   # 0: one model scores all
-        parts, answered, wrong, background_auroc, repeats_used = [], 0, 0, [], []
+        # no real crops: one model, trained on neither side, scores all of them
+        sides = [np.zeros_like(side_1)] if count == 0 else [side_1, ~side_1]
+        parts, background_auroc, repeats_used = [], [], []
         for trained_on in sides:
-            pool = np.flatnonzero(trained_on) if count != 0 else np.array([], int)
+            pool = np.flatnonzero(trained_on)
             chosen = pool if count is None else rng.choice(pool, min(count, len(pool)),
                                                            replace=False)
-            scored = ~trained_on if count != 0 else np.ones(len(side_1), bool)
+            scored = ~trained_on
             x, y, repeats = training_set(images[~held], labels[~held], real["digits"][chosen],
                                          real["labels"][chosen], share, seed)
-            probabilities, calibration = fine_tuned_probabilities(
-                x, y, images[held], labels[held], steps * (steps_x or [1])[0], seed, weights)
+            net = ablation.fit(x, y, steps * (steps_x or [1])[0], seed, warm_start=weights)
+            probabilities, calibration = ablation.calibrated(net, images[held], labels[held])
             p = probabilities(real["digits"][scored])
             m = quality.real_metrics(p, real["labels"][scored], probabilities(real["backgrounds"]),
                                      calibration["abstain_threshold"])
-            parts.append((p, real["labels"][scored]))
-            answered += round(m["coverage"] * m["digits"])
-            wrong += round(m["risk"] * round(m["coverage"] * m["digits"]))
+            parts.append((p, real["labels"][scored],
+                          np.full(len(p), calibration["abstain_threshold"])))
             background_auroc.append(m["no_digit_auroc"])
             repeats_used.append(repeats)
             print(f"bench:   {len(chosen)} real crops x{repeats} trained on, "
                   f"{m['digits']} scored: accuracy {m['accuracy']:.3f}", flush=True)
-        p = np.concatenate([part[0] for part in parts])
-        truth = np.concatenate([part[1] for part in parts])
-        predicted = p.argmax(1)
+        p, truth, thresholds = (np.concatenate(part) for part in zip(*parts))
+        pooled = quality.real_metrics(p, truth, np.zeros((0, schema.NUM_CLASSES)), thresholds)
         results[name] = {
             "scored": int(len(truth)), "real_trained_on_per_side": count,
             "repeats": repeats_used,
-            "accuracy": float(np.mean(predicted == truth)),
-            "called_no_digit": float(np.mean(predicted == schema.NO_DIGIT)),
-            "ece": trust.ece(p.max(1), predicted == truth),
-            "coverage": answered / len(truth), "risk": wrong / answered if answered else 0.0,
+            **{k: pooled[k] for k in ("accuracy", "called_no_digit", "ece", "coverage", "risk")},
             "no_digit_auroc": [a for a in background_auroc if a is not None] or None}
         print(f"bench:   real accuracy {results[name]['accuracy']:.3f}", flush=True)
     return {**sizes, "rows": results}
