@@ -574,3 +574,16 @@ def table(result: dict) -> str:
         f"{result.get('learning_rate', 1e-3):g}), T and threshold fitted on a generated hold-out; "
         f"scored on the real development crops (never trained on)."
         + (f" Note: {result['note']}." if result.get("note") else ""))
+
+
+# Luminance only, from scratch (today's default as in CAMERA_ORDER_ROWS) and fine-tuned from
+# pretrained/ as make demo does. Colour was only ever an augmentation of the generator's
+# palette; here the model cannot see colour at all (the luma layer is part of the exported
+# model, so serving reads luminance too): real crops' colours are the street's, never the
+# generator's.
+GREY_ROWS = with_seeds({"luminance only (greyscale input)": dict(
+    model=dict(greyscale_input=True))}, seeds=(0, 1, 2, 3))
+WARM_GREY_ROWS = with_seeds({
+    "today's model (colour)": {},
+    "luminance only (greyscale input)": dict(model=dict(greyscale_input=True))},
+    seeds=(0, 1, 2, 3))

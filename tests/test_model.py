@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from svhn_tfx.components.trainer.model import (BlurPool, GaussianLowPass, MixStyle,
+from svhn_tfx.components.trainer.model import (BlurPool, GaussianLowPass, Luminance, MixStyle,
                                                  RandomConvolution, RandomErasing,
                                                  SharpnessAwareModel, SmoothedSparseCrossentropy,
                                                  WeightAverage, build_model)
@@ -34,6 +34,21 @@ def test_the_low_pass_is_part_of_the_model_and_has_no_weights():
     images = np.random.default_rng(1).random((4, 32, 32, 3)).astype(np.float32)
     assert not np.allclose(plain(images, training=False).numpy(),
                            blurred(images, training=False).numpy())
+
+
+def test_a_greyscale_model_reads_two_crops_of_the_same_luminance_alike():
+    rng = np.random.default_rng(5)
+    colour = rng.random((2, 32, 32, 3)).astype(np.float32)
+    luma = colour @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = np.repeat(luma[..., None], 3, axis=-1)
+    np.testing.assert_allclose(Luminance()(colour).numpy(), grey, atol=1e-6)
+    coloured = build_model(1e-3)
+    greyscale = build_model(1e-3, greyscale_input=True)
+    greyscale.set_weights(coloured.get_weights())   # weights made on colour load unchanged
+    np.testing.assert_allclose(greyscale(colour, training=False).numpy(),
+                               greyscale(grey, training=False).numpy(), atol=1e-4)
+    assert not np.allclose(coloured(colour, training=False).numpy(),
+                           coloured(grey, training=False).numpy(), atol=1e-4)
 
 
 def test_random_convolution_changes_only_training_batches():

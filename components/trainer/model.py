@@ -32,6 +32,7 @@ INPUT_BLUR_SIGMA = 0.0   # gaussian low-pass on the input, pixels (0: none). Blu
 # crops by 1 px before a model trained without it reads them 3 points better, but training
 # and serving with it reads them worse (bench/ablation.py BLUR_ROWS), and no better with
 # less blur in the generator to make up for it (SERVED_BLUR_ROWS)
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)   # R, G, B
 BLUR_TRUNCATE = 4.0      # kernel radius in sigmas (scipy.ndimage.gaussian_filter's)
 RANDOM_CONV_PROBABILITY = 0.0   # share of training batches seen through a random filter
 # (0: none). Half the batches read real crops 0.843 / 0.841 from scratch against 0.843 /
@@ -65,6 +66,8 @@ SAM_RHO = 0.0   # radius of sharpness-aware minimisation's ascent step (0: plain
 # step costs two forward and backward passes (see SharpnessAwareModel). 0.05 read real crops
 # 0.852 from scratch (mean of four seeds, -1.3 to +2.6 points seed by seed) against 0.846,
 # at twice the training time (bench/ablation.py SAM_ROWS): off
+GREYSCALE_INPUT = False   # the model reads luminance only (tiled to 3 channels, so weights made
+# on colour still load): generated colours are the generator's guess, real crops' are the street's
 LABEL_SMOOTHING = 0.0   # share of each target spread over all classes (0: one-hot). 0.1
 # read real crops 0.849 from scratch (mean of four seeds, -1.8 to +1.9 points seed by seed)
 # against 0.846, with less coverage at the threshold (bench/ablation.py SHAPE_ROWS)
@@ -87,6 +90,15 @@ class PerImageStandardization(keras.layers.Layer):
 
     def call(self, images):
         return tf.image.per_image_standardization(images)
+
+
+class Luminance(keras.layers.Layer):
+    """Each pixel's luma (ITU-R BT.601 weights) in all three channels, in training and serving
+    alike: the model cannot use colour, which the generator only guesses at."""
+
+    def call(self, images):
+        luma = tf.tensordot(images, tf.constant(LUMA_WEIGHTS), axes=[[-1], [0]])[..., None]
+        return tf.tile(luma, (1, 1, 1, CHANNELS))
 
 
 class GaussianLowPass(keras.layers.Layer):
@@ -322,7 +334,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 antialiased_pooling: bool = ANTIALIASED_POOLING,
                 random_erasing_probability: float = RANDOM_ERASING_PROBABILITY,
                 sam_rho: float = SAM_RHO,
-                label_smoothing: float = LABEL_SMOOTHING) -> keras.Model:
+                label_smoothing: float = LABEL_SMOOTHING,
+                greyscale_input: bool = GREYSCALE_INPUT) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -336,7 +349,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=FINAL_LR_FRACTION)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name=TRANSFORMED_IMAGE_KEY)
-    x = GaussianLowPass(input_blur_sigma)(inputs) if input_blur_sigma else inputs
+    x = Luminance()(inputs) if greyscale_input else inputs
+    x = GaussianLowPass(input_blur_sigma)(x) if input_blur_sigma else x
     if random_conv_probability:
         x = RandomConvolution(random_conv_probability)(x)
     if random_erasing_probability:
