@@ -437,7 +437,8 @@ def fit(images, labels, steps: int, seed: int = 0, warm_start: str = None, model
     ``mixup`` > 0 trains on mixed batches (``mixed``) with that alpha."""
     import tensorflow as tf
     import tf_keras as keras
-    from svhn_tfx.components.trainer.model import WeightAverage, build_model
+    from svhn_tfx.components.trainer.model import build_model
+    from svhn_tfx.components.trainer.tried import WeightAverage
     keras.utils.set_random_seed(seed)
     net = build_model(learning_rate(warm_start), decay_steps=steps, **(model_options or {}))
     if warm_start is not None:

@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from svhn_tfx.components.trainer.model import (BlurPool, GaussianLowPass, Luminance, MixStyle,
+from svhn_tfx.components.trainer.model import build_model
+from svhn_tfx.components.trainer.tried import (BlurPool, GaussianLowPass, Luminance, MixStyle,
                                                  RandomConvolution, RandomErasing,
                                                  SharpnessAwareModel, SmoothedSparseCrossentropy,
-                                                 WeightAverage, build_model)
+                                                 WeightAverage)
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])

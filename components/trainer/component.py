@@ -33,7 +33,8 @@ from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.calibration import (CALIBRATION_BUCKETS, calibrate,
                                             is_calibration_record, logits_and_labels)
 from svhn_tfx.components.trainer.export import export_serving_model
-from svhn_tfx.components.trainer.model import AVERAGE_FROM, WeightAverage, build_model
+from svhn_tfx.components.trainer.model import build_model
+from svhn_tfx.components.trainer.tried import AVERAGE_FROM, WeightAverage
 from svhn_tfx.components.transform.preprocessing import TRANSFORMED_IMAGE_KEY, TRANSFORMED_LABEL_KEY
 
 SHUFFLE_BUFFER = 10_000
