@@ -432,15 +432,17 @@ def mixed(images, labels, alpha: float):
 
 
 def fit(images, labels, steps: int, seed: int = 0, warm_start: str = None, model_options=None,
-        average_from: float = 0.0, mixup: float = 0.0):
+        average_from: float = 0.0, mixup: float = 0.0, rate_x: float = 1.0):
     """The project's CNN trained in memory for ``steps`` batches (see ``train_and_score``);
-    ``mixup`` > 0 trains on mixed batches (``mixed``) with that alpha."""
+    ``mixup`` > 0 trains on mixed batches (``mixed``) with that alpha; ``rate_x`` multiplies
+    the imitated recipe's peak rate."""
     import tensorflow as tf
     import tf_keras as keras
     from svhn_tfx.components.trainer.model import build_model
     from svhn_tfx.components.trainer.tried import WeightAverage
     keras.utils.set_random_seed(seed)
-    net = build_model(learning_rate(warm_start), decay_steps=steps, **(model_options or {}))
+    net = build_model(learning_rate(warm_start) * rate_x, decay_steps=steps,
+                      **(model_options or {}))
     if warm_start is not None:
         net.load_weights(warm_start)
     train = tf.data.Dataset.from_tensor_slices((images, labels)) \
