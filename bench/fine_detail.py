@@ -8,6 +8,11 @@ misleads is the real crops' own. This is a question, not a recipe: filtering onl
 served would be a skew between training and serving (the model's ``GaussianLowPass`` trains
 and serves alike; bench/ablation.py BLUR_ROWS).
 
+One row changes the answers, not the pixels: a correction for label shift (Saerens et al.
+2002). The generator draws its ten digits equally often; house numbers do not (SVHN's
+training split holds 2.8 times as many 1s as 9s), so each digit's calibrated probability is
+reweighted by its share of SVHN's published training labels over the generator's.
+
 It also splits the real digits into quarters by how sharp and how flat they are
 (``domain_gap``'s high-frequency share and luminance std), with each quarter's accuracy and
 the share of generated digits that fall in it: which real crops fail, and whether the
@@ -15,6 +20,7 @@ generator makes their like.
 
 Usage: python -m bench.fine_detail   (about a minute; writes bench/results/fine_detail.json)
 """
+import json
 import os
 
 import numpy as np
@@ -28,6 +34,9 @@ UNSHARP_AMOUNTS = (0.5, 1.0)   # at sigma 1
 ZOOM_OUT = 0.9   # the crop's content shrunk about its centre (borders repeated)
 GENERATED = 3000
 GENERATED_SEED = 555   # not a training seed
+# digits 0-9 in SVHN's training split (73,257 digits, Netzer et al. 2011): published
+# frequencies, not the development crops'
+SVHN_TRAIN_DIGIT_COUNTS = (4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659)
 
 
 def _filters():
@@ -86,20 +95,29 @@ def measure(weights: str, dev_dir: str, format1_dir: str) -> dict:
     net = build_model(1e-3)
     net.load_weights(weights)
 
-    def read(x):
-        return net.predict(x, verbose=0, batch_size=ablation.DECODE_BATCH).argmax(1)
+    with open(os.path.join(os.path.dirname(weights), "calibration.json")) as f:
+        temperature = json.load(f)["temperature"]   # argmax is T's own only with a shift
+
+    def read(x, shift=0.0):
+        return (net.predict(x, verbose=0, batch_size=ablation.DECODE_BATCH) / temperature
+                + shift).argmax(1)
+
+    shares = np.asarray(SVHN_TRAIN_DIGIT_COUNTS, np.float64) / sum(SVHN_TRAIN_DIGIT_COUNTS)
+    readings = [(name, f, 0.0) for name, f in _filters().items()]
+    readings.insert(1, ("as they are, answers reweighted to SVHN's digit shares (label shift)",
+                        lambda x: x, np.append(np.log(shares * len(shares)), 0.0)))
 
     as_is = read(real) == labels
     rows = {}
-    for name, f in _filters().items():
-        answers = read(f(real))
+    for name, f, shift in readings:
+        answers = read(f(real), shift)
         right = answers == labels
         rows[name] = {
             "real_accuracy": float(right.mean()),
             "real_called_no_digit": float((answers == 10).mean()),
             "real_gained": int((right & ~as_is).sum()), "real_lost": int((~right & as_is).sum()),
-            "backgrounds_called_a_digit": int((read(f(backgrounds)) != 10).sum()),
-            "generated_accuracy": float((read(f(generated)) == generated_labels).mean())}
+            "backgrounds_called_a_digit": int((read(f(backgrounds), shift) != 10).sum()),
+            "generated_accuracy": float((read(f(generated), shift) == generated_labels).mean())}
     digits = generated_labels != 10
     return {"weights": os.path.relpath(weights, run.REPO), "real": int(len(labels)),
             "backgrounds": int(len(backgrounds)), "generated": GENERATED, "rows": rows,
