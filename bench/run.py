@@ -120,8 +120,8 @@ TITLES = {
     "ablation_sam": "1zj. Sharpness-aware minimisation, real crops, from scratch, four "
                     "seeds (today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / "
                     "0.837 in 1t)",
-    "real_labels": "1zk. A user's own labelled real crops added to the demo's fine-tuning, "
-                   "scored on other photos' crops",
+    "real_labels": "1zk. A user's own real crops, labelled or pseudo-labelled, added to the "
+                   "demo's fine-tuning, scored on other photos' crops",
     "ablation_warm_grey": "1zl. Luminance only (greyscale input), real crops, fine-tuned from "
                           "pretrained/ as make demo does, four seeds",
     "ablation_grey": "1zm. Luminance only (greyscale input), real crops, from scratch, four "
