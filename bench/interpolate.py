@@ -4,7 +4,7 @@ Fine-tuning moves a network towards the data it is tuned on and can cost it robu
 what it was not; interpolating the weights of the starting point and the fine-tuned network
 (WiSE-FT, Wortsman et al. 2022) kept much of both for image classifiers under distribution
 shift. Here the start is ``pretrained/`` and the fine-tuning is make demo's recipe in memory
-(``bench/ablation.py``: 1,000 steps at the demo's rate on 20,000 generated images, one seed a
+(``bench/ablation.py``: make demo's steps at its rate on its 20,000 generated images, one seed a
 run); each mixture of the two (batch-norm statistics mixed alike) gets its own T and threshold
 fitted on the generated hold-out, as the Trainer would, and reads the real development
 crops. Measured, not built in.
