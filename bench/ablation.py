@@ -596,7 +596,9 @@ WARM_GREY_ROWS = with_seeds({
 # How many fine-tuning steps does make demo need? Its Trainer spends most of the demo's time
 # on 1,000 steps; fine-tuned in memory, the demo's recipe read real crops no better than
 # pretrained/ alone (bench/interpolate.py). Today's 800 steps at these sizes are the colour
-# rows of table 1zl (0.867 / 0.867 / 0.860 / 0.854 at seeds 0-3).
+# rows of table 1zl (0.867 / 0.867 / 0.860 / 0.854 at seeds 0-3). Table 1zn: 200 steps read
+# 0.871 (mean) but call 1.7-1.8% of real digits "no digit" (0.9-1.5% at 800), 2.4% through the
+# pipeline (bench/results/quality_fine_tune_200.json): FINE_TUNE_STEPS stays 1,000.
 FINE_TUNE_STEPS_ROWS = with_seeds({
     "a quarter of the steps": dict(steps_x=0.25),
     "half the steps": dict(steps_x=0.5)}, seeds=(0, 1, 2, 3))
