@@ -26,7 +26,7 @@ help:
 	@echo "make demo   generate data, run the TFX pipeline (tfx CLI, local engine), serve and query the model"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the product benchmarks (about an hour; the ablations only by name, see README); results in bench/RESULTS.md"
-	@echo "make bench-quick  a smoke run of every benchmark at tiny sizes (about 25 minutes)"
+	@echo "make bench-quick  a smoke run of every benchmark at tiny sizes (12-25 minutes)"
 	@echo "make pretrain  remake pretrained/ (the weights make demo warm-starts from), generated data only"
 	@echo "make clean  remove $(SVHN_TFX_ROOT) (pipeline outputs, MLMD, pushed models)"
 
