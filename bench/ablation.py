@@ -482,6 +482,27 @@ def calibrated(net, held_out_images, held_out_labels):
     return probabilities, calibration
 
 
+def scored_on_real(net, held_out_images, held_out_labels, real: dict):
+    """``calibrated`` on the generated hold-out, then the real crops (``decoded_real``) read
+    at that T and threshold: (the calibration, ``quality.real_metrics``)."""
+    probabilities, calibration = calibrated(net, held_out_images, held_out_labels)
+    return calibration, quality.real_metrics(probabilities(real["digits"]), real["labels"],
+                                             probabilities(real["backgrounds"]),
+                                             calibration["abstain_threshold"])
+
+
+def load_calibrated(weights: str):
+    """(the network with ``weights`` loaded, the calibration saved beside them): the T and
+    threshold a Trainer output, or pretrained/, was exported with."""
+    import json
+    from svhn_tfx.components.trainer.component import CALIBRATION_FILE
+    from svhn_tfx.components.trainer.model import build_model
+    net = build_model(1e-3)
+    net.load_weights(weights)
+    with open(os.path.join(os.path.dirname(weights), CALIBRATION_FILE)) as f:
+        return net, json.load(f)
+
+
 def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
                     seed: int = 0, warm_start: str = None, model_options=None,
                     average_from: float = 0.0, mixup: float = 0.0) -> dict:
@@ -497,10 +518,7 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     net = fit(images[~held_out], labels[~held_out], steps, seed, warm_start, model_options,
               average_from, mixup)
     trained_s = time.perf_counter() - start
-    probabilities, calibration = calibrated(net, images[held_out], labels[held_out])
-    scored = quality.real_metrics(probabilities(real["digits"]), real["labels"],
-                                  probabilities(real["backgrounds"]),
-                                  calibration["abstain_threshold"])
+    calibration, scored = scored_on_real(net, images[held_out], labels[held_out], real)
     return {"generated_hold_out_accuracy": calibration["accuracy"],
             "temperature": calibration["temperature"],
             "abstain_threshold": calibration["abstain_threshold"],

@@ -20,7 +20,6 @@ generator makes their like.
 
 Usage: python -m bench.fine_detail   (about a minute; writes bench/results/fine_detail.json)
 """
-import json
 import os
 
 import numpy as np
@@ -84,7 +83,6 @@ def by_quarter(real, right, generated) -> dict:
 
 
 def measure(weights: str, dev_dir: str, format1_dir: str) -> dict:
-    from svhn_tfx.components.trainer.model import build_model
     sets = ablation.decoded_real(dev_dir, format1_dir)
     if sets is None:
         return {"skipped": f"no real development crops at {dev_dir}"}
@@ -92,11 +90,8 @@ def measure(weights: str, dev_dir: str, format1_dir: str) -> dict:
     records = list(synthetic.generate(GENERATED, GENERATED_SEED, workers=os.cpu_count() or 1))
     generated = ablation.decode([r.image for r in records])
     generated_labels = np.array([r.label for r in records])
-    net = build_model(1e-3)
-    net.load_weights(weights)
-
-    with open(os.path.join(os.path.dirname(weights), "calibration.json")) as f:
-        temperature = json.load(f)["temperature"]   # argmax is T's own only with a shift
+    net, calibration = ablation.load_calibrated(weights)
+    temperature = calibration["temperature"]   # argmax is T's own only with a shift
 
     def read(x, shift=0.0):
         return (net.predict(x, verbose=0, batch_size=ablation.DECODE_BATCH) / temperature

@@ -14,7 +14,7 @@ Usage: python -m bench.interpolate   (about 12 minutes; writes bench/results/int
 import numpy as np
 
 import svhn_tfx.components  # noqa: F401
-from bench import ablation, quality, run
+from bench import ablation, run
 from svhn_tfx.components.generator.settings import GeneratorSettings
 
 SHARES = (0.0, 0.5, 0.75, 1.0)   # of the fine-tuned weights: 0 is pretrained/, 1 the demo's
@@ -38,10 +38,7 @@ def measure(weights: str, dev_dir: str, format1_dir: str, n: int = run.FULL["rea
         start = net.get_weights()
         for share in SHARES:
             net.set_weights([(1 - share) * a + share * b for a, b in zip(start, tuned)])
-            probabilities, calibration = ablation.calibrated(net, images[held], labels[held])
-            m = quality.real_metrics(probabilities(real["digits"]), real["labels"],
-                                     probabilities(real["backgrounds"]),
-                                     calibration["abstain_threshold"])
+            calibration, m = ablation.scored_on_real(net, images[held], labels[held], real)
             rows.setdefault(str(share), {})[str(seed)] = {
                 **{k: m[k] for k in METRICS},
                 "generated_hold_out_accuracy": calibration["accuracy"]}

@@ -86,14 +86,8 @@ def training_set(images, labels, real_images, real_labels, share, seed: int):
 def confident_answers(weights: str, images):
     """(indices, labels) of the crops the warm-start model answers at its own threshold: a
     digit, not "no digit", at or above ``calibration.json``'s abstain_threshold."""
-    import json
-
     import tensorflow as tf
-    from svhn_tfx.components.trainer.model import build_model
-    with open(os.path.join(os.path.dirname(weights), "calibration.json")) as f:
-        calibration = json.load(f)
-    net = build_model(1e-3)
-    net.load_weights(weights)
+    net, calibration = ablation.load_calibrated(weights)
     p = tf.nn.softmax(net.predict(images, verbose=0, batch_size=ablation.DECODE_BATCH)
                       / calibration["temperature"]).numpy()
     answered = np.flatnonzero((p.argmax(1) != schema.NO_DIGIT)
