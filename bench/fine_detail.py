@@ -18,7 +18,7 @@ It also splits the real digits into quarters by how sharp and how flat they are
 the share of generated digits that fall in it: which real crops fail, and whether the
 generator makes their like.
 
-Usage: python -m bench.fine_detail   (about a minute; writes bench/results/fine_detail.json)
+Usage: python -m bench.fine_detail   (about two minutes; writes bench/results/fine_detail.json)
 """
 import os
 
