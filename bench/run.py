@@ -44,7 +44,7 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_contrast", "ablation_source", "ablation_fade",
          "ablation_blur_cap", "ablation_mixstyle", "ablation_antialias",
          "ablation_erasing", "ablation_sam", "real_labels", "ablation_warm_grey",
-         "ablation_grey", "ablation_fine_tune_steps",
+         "ablation_grey", "ablation_fine_tune_steps", "ablation_adversarial",
          "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -120,6 +120,9 @@ TITLES = {
     "ablation_sam": "1zj. Sharpness-aware minimisation, real crops, from scratch, four "
                     "seeds (today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / "
                     "0.837 in 1t)",
+    "ablation_adversarial": "1zo. Adversarial training inputs, real crops, from scratch, four "
+                            "seeds (today's default at seeds 0-3: 0.841 / 0.865 in 1r, 0.839 / "
+                            "0.837 in 1t)",
     "real_labels": "1zk. A user's own real crops, labelled or pseudo-labelled, added to the "
                    "demo's fine-tuning, scored on other photos' crops",
     "ablation_warm_grey": "1zl. Luminance only (greyscale input), real crops, fine-tuned from "
@@ -192,6 +195,7 @@ ABLATIONS = {
     "ablation_antialias": (ablation.ANTIALIAS_ROWS, None),
     "ablation_erasing": (ablation.ERASING_ROWS, None),
     "ablation_sam": (ablation.SAM_ROWS, None),
+    "ablation_adversarial": (ablation.ADVERSARIAL_ROWS, None),
     "ablation_warm_grey": (ablation.WARM_GREY_ROWS, PRETRAINED_WEIGHTS),
     "ablation_grey": (ablation.GREY_ROWS, None),
     "ablation_fine_tune_steps": (ablation.FINE_TUNE_STEPS_ROWS, PRETRAINED_WEIGHTS),

@@ -4,7 +4,7 @@ import pytest
 from scipy import ndimage
 
 from svhn_tfx.components.trainer.model import build_model
-from svhn_tfx.components.trainer.tried import (BlurPool, GaussianLowPass, Luminance, MixStyle,
+from svhn_tfx.components.trainer.tried import (AdversarialModel, BlurPool, GaussianLowPass, Luminance, MixStyle,
                                                  RandomConvolution, RandomErasing,
                                                  SharpnessAwareModel, SmoothedSparseCrossentropy,
                                                  WeightAverage)
@@ -209,3 +209,32 @@ def test_smoothed_targets_spread_the_smoothing_share_over_every_class():
     plain = -log_p[np.arange(6), labels].mean()
     np.testing.assert_allclose(SmoothedSparseCrossentropy(11, 0.0)(labels, logits).numpy(),
                                plain, rtol=1e-5)
+
+
+def test_adversarial_training_moves_each_pixel_within_epsilon_towards_a_higher_loss():
+    import tensorflow as tf
+    import tf_keras as keras
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0.1, 0.9, (16, 4)).astype(np.float32)
+    y = (x @ rng.standard_normal((4, 1)) + 3.0).astype(np.float32)   # far from the start
+    epsilon = 0.05
+    inputs = keras.Input((4,))
+    net = AdversarialModel(inputs, keras.layers.Dense(1)(inputs), epsilon=epsilon)
+    net.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    moved = net.perturbed(tf.constant(x), tf.constant(y)).numpy()
+    change = moved - x
+    assert np.abs(change).max() <= epsilon + 1e-6
+    # every pixel moved by at least a quarter epsilon, the way that raises the squared error
+    with tf.GradientTape() as tape:
+        xs = tf.constant(x)
+        tape.watch(xs)
+        loss = tf.reduce_mean((net(xs) - y) ** 2)
+    uphill = np.sign(tape.gradient(loss, xs).numpy())
+    assert (change * uphill >= 0.25 * epsilon - 1e-6).all()
+    assert tf.reduce_mean((net(moved) - y) ** 2) > loss
+    before = net.get_weights()[0].copy()
+    net.train_on_batch(x, y)
+    assert not np.allclose(net.get_weights()[0], before)
+    assert isinstance(build_model(1e-3, adversarial_epsilon=0.01), AdversarialModel)
+    with pytest.raises(ValueError, match="alternatives"):
+        build_model(1e-3, adversarial_epsilon=0.01, sam_rho=0.05)

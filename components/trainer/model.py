@@ -16,10 +16,11 @@ import tf_keras as keras
 
 from svhn_tfx import schema
 from svhn_tfx.components.trainer.tried import (
-    ANTIALIASED_POOLING, GREYSCALE_INPUT, INPUT_BLUR_SIGMA, INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING,
-    MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY, RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY,
-    SAM_RHO, BlurPool, GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing,
-    SharpnessAwareModel, SmoothedSparseCrossentropy)
+    ADVERSARIAL_EPSILON, ANTIALIASED_POOLING, GREYSCALE_INPUT, INPUT_BLUR_SIGMA,
+    INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY,
+    RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, SAM_RHO, AdversarialModel, BlurPool,
+    GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing, SharpnessAwareModel,
+    SmoothedSparseCrossentropy)
 from svhn_tfx.components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TRANSFORMED_IMAGE_KEY
 
 CONV_FILTERS = (32, 64, 128)
@@ -65,7 +66,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 random_erasing_probability: float = RANDOM_ERASING_PROBABILITY,
                 sam_rho: float = SAM_RHO,
                 label_smoothing: float = LABEL_SMOOTHING,
-                greyscale_input: bool = GREYSCALE_INPUT) -> keras.Model:
+                greyscale_input: bool = GREYSCALE_INPUT,
+                adversarial_epsilon: float = ADVERSARIAL_EPSILON) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -99,8 +101,14 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     x = keras.layers.Dense(dense_units, activation="relu")(x)
     x = keras.layers.Dropout(DROPOUT)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
-    model = SharpnessAwareModel(inputs, logits, name="svhn_cnn", rho=sam_rho) if sam_rho \
-        else keras.Model(inputs, logits, name="svhn_cnn")
+    if sam_rho and adversarial_epsilon:
+        raise ValueError("sharpness-aware and adversarial steps are alternatives; pick one")
+    if sam_rho:
+        model = SharpnessAwareModel(inputs, logits, name="svhn_cnn", rho=sam_rho)
+    elif adversarial_epsilon:
+        model = AdversarialModel(inputs, logits, name="svhn_cnn", epsilon=adversarial_epsilon)
+    else:
+        model = keras.Model(inputs, logits, name="svhn_cnn")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=SmoothedSparseCrossentropy(num_classes, label_smoothing) if label_smoothing else
