@@ -54,6 +54,7 @@ def run() -> str:
         pipeline_name=NAME, pipeline_root=os.path.join(ROOT, "pipeline"), data_root=data_root,
         serving_model_dir=os.path.join(ROOT, "serving"), splits=None, warm_start_dir=None,
         train_steps=configs.PRETRAIN_STEPS, learning_rate=configs.PRETRAIN_LEARNING_RATE,
+        adversarial_epsilon=configs.PRETRAIN_ADVERSARIAL_EPSILON,
         gates=OPEN_GATES, split_gates={},
         metadata_connection_config=tfx.orchestration.metadata
         .sqlite_metadata_connection_config(metadata_path)))
@@ -68,6 +69,7 @@ def run() -> str:
                 f"seed {configs.PRETRAIN_SEED} (components/generator/synthetic.py)",
         "train_steps": configs.PRETRAIN_STEPS, "batch_size": configs.BATCH_SIZE,
         "learning_rate": configs.PRETRAIN_LEARNING_RATE,
+        "adversarial_epsilon": configs.PRETRAIN_ADVERSARIAL_EPSILON,
         "generated_eval": {k: report["candidate"]["calibrated"][k]
                            for k in ("count", "accuracy", "ece", "no_digit_auroc")},
         "source_model": model_dir,

@@ -10,6 +10,7 @@ from svhn_tfx.components.anomaly_gate import AnomalyGate
 from svhn_tfx.components.converters.records import find_splits
 from svhn_tfx.components.evaluator.blessing import Gates, split_gates_json
 from svhn_tfx.components.evaluator.component import SvhnEvaluator
+from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.component import SvhnTrainer, code_version, weights_fingerprint
 
 PREPROCESSING_FN = "svhn_tfx.components.transform.preprocessing.preprocessing_fn"
@@ -24,6 +25,7 @@ def create_pipeline(
     train_steps: int,
     batch_size: int,
     learning_rate: float,
+    adversarial_epsilon: float = recipe.ADVERSARIAL_EPSILON,
     gates: Gates = Gates(),
     split_gates: Optional[Dict[str, Gates]] = None,
     target_risk: float = trust.TARGET_RISK,
@@ -79,6 +81,7 @@ def create_pipeline(
         train_steps=train_steps,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        adversarial_epsilon=adversarial_epsilon,
         target_risk=target_risk,
         # TFX's cache looks at inputs and parameters, not code: a changed model must retrain
         code_version=code_version())
@@ -124,6 +127,7 @@ def create_configured_pipeline(**overrides) -> tfx.dsl.Pipeline:
         train_steps=configs.TRAIN_STEPS,
         batch_size=configs.BATCH_SIZE,
         learning_rate=configs.LEARNING_RATE,
+        adversarial_epsilon=configs.ADVERSARIAL_EPSILON,
         gates=configs.GATES,
         split_gates=configs.SPLIT_GATES,
         target_risk=configs.TARGET_RISK,

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from svhn_tfx.components.trainer.model import build_model
-from svhn_tfx.components.trainer.tried import (AdversarialModel, BlurPool, GaussianLowPass, Luminance, MixStyle,
+from svhn_tfx.components.trainer import recipe
+from svhn_tfx.components.trainer.model import AdversarialModel, build_model
+from svhn_tfx.components.trainer.tried import (BlurPool, GaussianLowPass, Luminance, MixStyle,
                                                  RandomConvolution, RandomErasing,
                                                  SharpnessAwareModel, SmoothedSparseCrossentropy,
                                                  WeightAverage)
@@ -146,7 +147,8 @@ def test_a_sharpness_aware_step_applies_the_gradient_taken_at_the_ascent_point()
     expected = w - gradient(w + rho * g / np.linalg.norm(g))
     np.testing.assert_allclose(net.get_weights()[0], expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(expected, w - g, atol=1e-3)   # not the plain step
-    assert isinstance(build_model(1e-3, sam_rho=0.05), SharpnessAwareModel)
+    assert isinstance(build_model(1e-3, sam_rho=0.05, adversarial_epsilon=0.0),
+                      SharpnessAwareModel)
     assert not isinstance(build_model(1e-3), SharpnessAwareModel)
 
 
@@ -235,6 +237,8 @@ def test_adversarial_training_moves_each_pixel_within_epsilon_towards_a_higher_l
     before = net.get_weights()[0].copy()
     net.train_on_batch(x, y)
     assert not np.allclose(net.get_weights()[0], before)
-    assert isinstance(build_model(1e-3, adversarial_epsilon=0.01), AdversarialModel)
+    shipped = build_model(1e-3)   # the recipe trains on moved inputs; 0 gives plain steps
+    assert isinstance(shipped, AdversarialModel) and shipped.epsilon == recipe.ADVERSARIAL_EPSILON
+    assert not isinstance(build_model(1e-3, adversarial_epsilon=0.0), AdversarialModel)
     with pytest.raises(ValueError, match="alternatives"):
-        build_model(1e-3, adversarial_epsilon=0.01, sam_rho=0.05)
+        build_model(1e-3, sam_rho=0.05)

@@ -187,6 +187,7 @@ def SvhnTrainer(
     train_steps: tfx.dsl.components.Parameter[int] = recipe.TRAIN_STEPS,
     batch_size: tfx.dsl.components.Parameter[int] = recipe.BATCH_SIZE,
     learning_rate: tfx.dsl.components.Parameter[float] = recipe.LEARNING_RATE,
+    adversarial_epsilon: tfx.dsl.components.Parameter[float] = recipe.ADVERSARIAL_EPSILON,
     target_risk: tfx.dsl.components.Parameter[float] = trust.TARGET_RISK,
     seed: tfx.dsl.components.Parameter[int] = 0,
     code_version: tfx.dsl.components.Parameter[str] = "",   # see code_version(); cache key only
@@ -206,11 +207,14 @@ def SvhnTrainer(
 
     steps_per_epoch = min(STEPS_PER_EPOCH, train_steps)
     epochs = max(1, round(train_steps / steps_per_epoch))
-    net = build_model(learning_rate, decay_steps=epochs * steps_per_epoch)
+    net = build_model(learning_rate, decay_steps=epochs * steps_per_epoch,
+                      adversarial_epsilon=adversarial_epsilon)
     if base_model is not None:
         _load_weights(net, base_model.uri)
-    logging.info("SvhnTrainer: %d steps of %d images (%d epochs of %d steps), %s",
+    logging.info("SvhnTrainer: %d steps of %d images (%d epochs of %d steps, inputs moved "
+                 "adversarially by up to %.4f a pixel), %s",
                  epochs * steps_per_epoch, batch_size, epochs, steps_per_epoch,
+                 adversarial_epsilon,
                  f"warm-started from {base_model.uri}" if base_model is not None
                  else "from scratch")
     # Decoded training images are cached on local disk for the passes after the first

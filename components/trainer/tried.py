@@ -51,9 +51,6 @@ SAM_RHO = 0.0   # radius of sharpness-aware minimisation's ascent step (0: plain
 # step costs two forward and backward passes (see SharpnessAwareModel). 0.05 read real crops
 # 0.852 from scratch (mean of four seeds, -1.3 to +2.6 points seed by seed) against 0.846,
 # at twice the training time (bench/ablation.py SAM_ROWS): off
-ADVERSARIAL_EPSILON = 0.0   # largest change to a pixel (in [0, 1]) of adversarial training's
-# inputs (0: plain steps); see AdversarialModel
-ADVERSARIAL_STEP = 1.25      # its one signed-gradient step, in epsilons (Wong et al. 2020's)
 GREYSCALE_INPUT = False   # the model reads luminance only (tiled to 3 channels, so weights made
 # on colour still load): generated colours are the generator's guess, real crops' are the street's.
 # Real crops read 0.861 fine-tuned (colour 0.862) and 0.827 from scratch (0.846), four seeds each
@@ -272,40 +269,6 @@ class SharpnessAwareModel(keras.Model):
                 p.assign_sub(e)
         self.optimizer.apply_gradients(zip(gradients, params))
         return self.compute_metrics(x, y, logits, None)   # at the weights, not the ascent
-
-
-class AdversarialModel(keras.Model):
-    """A model trained on adversarial copies of its inputs (FGSM from a random start, Wong et
-    al., ICLR 2020): each image moves by at most ``epsilon`` per pixel in the direction that
-    raises the loss, and the step is taken on the moved images. The real crops' finest detail
-    misleads a network trained on generated images (docs/real-data-quality.md, "fine
-    detail"); inputs perturbed this way teach it not to lean on small pixel changes, and
-    adversarially augmented digits carried models across digit domains (Volpi et al.,
-    NeurIPS 2018). Serving is unchanged: the perturbation exists only in train_step."""
-
-    def __init__(self, *args, epsilon: float = ADVERSARIAL_EPSILON, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.epsilon = float(epsilon)
-
-    def perturbed(self, x, y):
-        """The images moved within ``epsilon`` of ``x`` (and inside [0, 1]) to raise the loss."""
-        delta = tf.random.uniform(tf.shape(x), -self.epsilon, self.epsilon)
-        with tf.GradientTape() as tape:
-            tape.watch(delta)
-            loss = self.compute_loss(x, y, self(tf.clip_by_value(x + delta, 0.0, 1.0),
-                                                training=True))
-        delta += ADVERSARIAL_STEP * self.epsilon * tf.sign(tape.gradient(loss, delta))
-        return tf.stop_gradient(tf.clip_by_value(
-            x + tf.clip_by_value(delta, -self.epsilon, self.epsilon), 0.0, 1.0))
-
-    def train_step(self, data):
-        x, y = data[0], data[1]
-        moved = self.perturbed(x, y)
-        with tf.GradientTape() as tape:
-            logits = self(moved, training=True)
-            loss = self.compute_loss(moved, y, logits)
-        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
-        return self.compute_metrics(moved, y, logits, None)
 
 
 class SmoothedSparseCrossentropy(keras.losses.Loss):
