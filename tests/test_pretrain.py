@@ -1,13 +1,17 @@
 """Stale work is not reused: `make pretrain`'s generated data only while the generator that
-made it is today's, a cached Trainer only while the code that trains is today's."""
+made it is today's, a cached Trainer only while the code that trains is today's; and the
+recipe's settings reach the Trainer (make pretrain's as pretrained/ was made)."""
 import dataclasses
 import glob
 import os
+
+import pytest
 
 from svhn_tfx import schema
 from svhn_tfx.components.generator import synthetic
 from svhn_tfx.components.generator.settings import GeneratorSettings
 from svhn_tfx.components.source_digest import source_digest
+from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.component import code_version
 from svhn_tfx.pipeline import configs, pretrain_runner, svhn_pipeline
 
@@ -79,3 +83,40 @@ def test_the_pipeline_s_trainer_is_keyed_by_the_code_that_trains(tmp_path):
     trainer, = [c for c in pipeline.components if c.id == "SvhnTrainer"]
     assert trainer.exec_properties["code_version"] == code_version()
     assert len(code_version()) == 64
+
+
+class _Captured(Exception):
+    pass
+
+
+def test_the_trainer_moves_its_inputs_as_the_recipe_says_and_make_pretrain_keeps_plain_steps(
+        tmp_path, monkeypatch):
+    """The demo's fine-tuning trains on adversarially moved images; the repository's
+    pretrained/ was made with plain steps, and make pretrain must remake it the same way."""
+    def trainer_epsilon(**overrides):
+        pipeline = svhn_pipeline.create_pipeline(
+            pipeline_name="epsilon", pipeline_root=str(tmp_path / "pipeline"),
+            data_root=str(tmp_path / "data"), serving_model_dir=str(tmp_path / "serving"),
+            train_steps=10, batch_size=8, learning_rate=1e-3,
+            splits=[schema.TRAIN_SPLIT, schema.EVAL_SPLIT], **overrides)
+        trainer, = [c for c in pipeline.components if c.id == "SvhnTrainer"]
+        return trainer.exec_properties["adversarial_epsilon"]
+
+    assert recipe.ADVERSARIAL_EPSILON > 0
+    assert trainer_epsilon() == recipe.ADVERSARIAL_EPSILON
+    assert trainer_epsilon(adversarial_epsilon=0.0) == 0.0
+
+    ran = {}
+
+    def capture(_runner, pipeline):
+        ran["epsilon"], = [c.exec_properties["adversarial_epsilon"]
+                           for c in pipeline.components if c.id == "SvhnTrainer"]
+        raise _Captured
+
+    monkeypatch.setattr(configs, "PRETRAIN_TRAIN_EXAMPLES", 12)
+    monkeypatch.setattr(configs, "PRETRAIN_EVAL_EXAMPLES", 6)
+    monkeypatch.setattr(pretrain_runner, "ROOT", str(tmp_path / "pretrain"))
+    monkeypatch.setattr(pretrain_runner.tfx.orchestration.LocalDagRunner, "run", capture)
+    with pytest.raises(_Captured):
+        pretrain_runner.run()
+    assert ran["epsilon"] == configs.PRETRAIN_ADVERSARIAL_EPSILON == 0.0
