@@ -3,7 +3,8 @@
 Each row generates a training set with one ``GeneratorSettings``, trains the project's CNN
 (``build_model``, with the row's ``model`` options if it has any; ``seed`` picks the images
 and the initialisation, 0 unless the row says; ``images_x`` and ``steps_x`` multiply the
-benchmark's image count and steps, so that --quick stays small) on it in memory for a fixed
+benchmark's image count and steps, so that --quick stays small; ``rate_x`` the peak
+learning rate) on it in memory for a fixed
 number of steps, fits the temperature and the abstention threshold on a generated hold-out
 (as the Trainer does), and scores the result on
 the real development crops (``../shared/data/svhn-real-dev``, never trained on) and the real
@@ -436,7 +437,13 @@ WARM_ADVERSARIAL_ROWS = with_seeds({
         steps_x=0.5, model=dict(adversarial_epsilon=2 / 255)),
     "adversarial inputs, 2/255 a pixel": dict(model=dict(adversarial_epsilon=2 / 255)),
     "adversarial inputs, 2/255 a pixel, three quarters of the steps": dict(
-        steps_x=0.75, model=dict(adversarial_epsilon=2 / 255))},
+        steps_x=0.75, model=dict(adversarial_epsilon=2 / 255)),
+    # around the adopted recipe: a larger move, and make demo's plain-step rate of 1e-3 before
+    "adversarial inputs, 3/255 a pixel, three quarters of the steps": dict(
+        steps_x=0.75, model=dict(adversarial_epsilon=3 / 255)),
+    "adversarial inputs, 2/255 a pixel, three quarters of the steps, peak rate 1e-3": dict(
+        steps_x=0.75, rate_x=1e-3 / recipe.FINE_TUNE_LEARNING_RATE,
+        model=dict(adversarial_epsilon=2 / 255))},
     seeds=(0, 1, 2, 3))
 
 
@@ -546,9 +553,10 @@ def load_calibrated(weights: str):
 
 def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
                     seed: int = 0, warm_start: str = None, model_options=None,
-                    average_from: float = 0.0, mixup: float = 0.0) -> dict:
+                    average_from: float = 0.0, mixup: float = 0.0, rate_x: float = 1.0) -> dict:
     """Trains from scratch at the from-scratch rate (``make pretrain``'s) or, given
-    ``warm_start`` (a weights.h5), fine-tunes it at the demo's rate, as ``make demo`` does.
+    ``warm_start`` (a weights.h5), fine-tunes it at the demo's rate, as ``make demo`` does
+    (either times ``rate_x``).
     ``model_options`` are ``build_model`` keyword arguments; ``average_from`` (a share of the
     steps) keeps the average of the weights after it (``WeightAverage``)."""
     start = time.perf_counter()
@@ -557,7 +565,7 @@ def train_and_score(settings: GeneratorSettings, n: int, steps: int, real: dict,
     held_out = np.arange(n) % HOLD_OUT_EVERY == 0
     start = time.perf_counter()
     net = fit(images[~held_out], labels[~held_out], steps, seed, warm_start, model_options,
-              average_from, mixup)
+              average_from, mixup, rate_x)
     trained_s = time.perf_counter() - start
     calibration, scored = scored_on_real(net, images[held_out], labels[held_out], real)
     return {"generated_hold_out_accuracy": calibration["accuracy"],
@@ -599,6 +607,7 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
         model_options = change.pop("model", None)
         average_from = change.pop("average_from", 0.0)
         mixup = change.pop("mixup", 0.0)
+        rate_x = change.pop("rate_x", 1.0)
         seed = change.pop("seed", 0)
         images = n * change.pop("images_x", 1)
         row_steps = int(round(steps * change.pop("steps_x", 1)))
@@ -606,7 +615,8 @@ def run(dev_dir: str, format1_dir: str, n: int, steps: int, rows=None,
         print(f"bench: ablation '{name}'", flush=True)
         results[name] = m = train_and_score(settings, images, row_steps, real, seed=seed,
                                             warm_start=warm_start, model_options=model_options,
-                                            average_from=average_from, mixup=mixup)
+                                            average_from=average_from, mixup=mixup,
+                                            rate_x=rate_x)
         print(f"bench:   real accuracy {m['accuracy']:.3f}, generated hold-out "
               f"{m['generated_hold_out_accuracy']:.3f} ({m['generate_seconds']} s generating, "
               f"{m['train_seconds']} s training)", flush=True)
