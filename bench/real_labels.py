@@ -44,6 +44,8 @@ ROWS = {
     "all of a side's crops (about 270), half the training images": (None, 0.5),
     "all of a side's crops (about 270), 20% of the training images, twice the steps": (
         None, REAL_SHARE, 2),
+    # (measured when the demo's rate was 3e-4; it is 1e-3 since 2026-12-05, so a rerun's
+    # multiples are of that and these names read three times low)
     # the demo's rate (3e-4) keeps the weights near what they read well on generated images;
     # real labels may need a larger step away from them (1e-3 alone cost the older weights
     # a point: docs/real-data-quality.md, "A gentler fine-tuning rate")
