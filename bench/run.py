@@ -230,6 +230,16 @@ def stored_result(results_dir: str, name: str):
         return json.load(f)["result"]
 
 
+def write_results_md(results_dir: str) -> None:
+    """bench/RESULTS.md from every benchmark's latest results (also after merging one by hand)."""
+    with open(RESULTS_MD, "w") as f:
+        f.write("# Benchmark results\n\nWritten by `make bench` (`python -m bench.run`); "
+                "each section is the latest run of that benchmark. A row called today's "
+                "default is the default on the date above its table: a default changed "
+                "since (e.g. the generator's source JPEG, 2026-11-30 17:30 UTC) makes a "
+                "rerun read differently.\n\n" + tables(results_dir))
+
+
 def tables(results_dir: str) -> str:
     modules = {"quality": quality, **{name: ablation for name in ABLATIONS},
                "real_labels": real_labels, "domain_gap": domain_gap, "training": training,
@@ -429,14 +439,8 @@ def main(argv=None) -> int:
         scaling.plot(result, os.path.join(results_dir, "scaling.png"))
         print(scaling.table(result), flush=True)
 
-    summary = tables(results_dir)
     if not args.quick:
-        with open(RESULTS_MD, "w") as f:
-            f.write("# Benchmark results\n\nWritten by `make bench` (`python -m bench.run`); "
-                    "each section is the latest run of that benchmark. A row called today's "
-                    "default is the default on the date above its table: a default changed "
-                    "since (e.g. the generator's source JPEG, 2026-11-30 17:30 UTC) makes a "
-                    "rerun read differently.\n\n" + summary)
+        write_results_md(results_dir)
     print(f"\nbench: results in {results_dir}" + ("" if args.quick else f" and {RESULTS_MD}"))
     return 0
 
