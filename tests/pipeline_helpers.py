@@ -32,7 +32,7 @@ def write_unchecked_records(data_root, split: str, records) -> None:
 # Tests check the mechanics, not the quality a few hundred steps reach: every gate is open
 # (OPEN_GATES) unless a test closes one.
 def run_pipeline(root, data_root, beam_args, train_steps=150, batch_size=64, gates=OPEN_GATES,
-                 name="test-svhn", split_gates=None, warm_start_dir=None):
+                 name="test-svhn", split_gates=None, warm_start_dir=None, learning_rate=2e-3):
     root = str(root)
     pipeline = svhn_pipeline.create_pipeline(
         pipeline_name=name,
@@ -41,7 +41,7 @@ def run_pipeline(root, data_root, beam_args, train_steps=150, batch_size=64, gat
         serving_model_dir=os.path.join(root, "serving", "svhn"),
         train_steps=train_steps,
         batch_size=batch_size,
-        learning_rate=2e-3,
+        learning_rate=learning_rate,
         gates=gates,
         split_gates=split_gates,
         warm_start_dir=warm_start_dir,

@@ -17,6 +17,7 @@ from svhn_tfx.components.generator.synthetic import generate
 from svhn_tfx.schema.signatures import (ANSWER_SHARES, CALIBRATION_ASSET, CLASSIFY_METHOD,
                                         CLASSIFY_SIGNATURE, NOT_ANSWERED)
 from svhn_tfx.components.transform.preprocessing import TRANSFORMED_IMAGE_KEY
+from svhn_tfx.components.trainer import recipe
 from svhn_tfx.pipeline import configs
 from svhn_tfx.schema.images import encode
 from tests import pipeline_helpers as ph
@@ -25,7 +26,12 @@ pytestmark = pytest.mark.slow
 NUM_CLASSES = schema.NUM_CLASSES
 FORMAT1_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                            "svhn-format1")
-TRAIN_STEPS = 600  # of 64 images: the generator's crops are hard; ~200 steps stay near chance
+# The default path (make demo, tfx run create): fine-tune the repository's pretrained/ weights.
+# From scratch, 600 steps of 64 images sat at the edge of learning: one clean-clone CI run read
+# fresh generated digits 0.187 where others read over 0.25.
+TRAIN_STEPS = 200
+RUN_ARGS = dict(train_steps=TRAIN_STEPS, warm_start_dir=configs.PRETRAINED_DIR,
+                learning_rate=recipe.FINE_TUNE_LEARNING_RATE)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +39,7 @@ def run(tmp_path_factory):
     """One real pipeline run (Beam DirectRunner, multi-processing, 2 workers)."""
     root = tmp_path_factory.mktemp("pipeline")
     ph.write_synthetic_data(root / "data", train=3000, eval_=300)
-    ph.run_pipeline(root, root / "data", ph.MULTI_PROCESS_BEAM_ARGS, train_steps=TRAIN_STEPS)
+    ph.run_pipeline(root, root / "data", ph.MULTI_PROCESS_BEAM_ARGS, **RUN_ARGS)
     return root
 
 
@@ -142,14 +148,17 @@ def test_no_training_serving_skew(run, pushed, tmp_path):
         np.testing.assert_allclose(training_path, served_probabilities[match], atol=1e-5)
 
 
-def test_trained_model_beats_chance_on_fresh_generated_images(pushed):
+def test_the_pushed_model_reads_fresh_generated_images_from_their_bytes(pushed):
+    """Raw bytes through the pushed graph: a skew between training and serving (a forgotten
+    rescale, a channel swap) or a warm start that lost its weights would fall towards chance
+    (1/11). The pretrained weights read 4000 generated images 0.91 (pretrained/recipe.json)."""
     fresh = list(generate(600, seed=987654))
     out = pushed.signatures["serving_default"](
         image_bytes=tf.constant([r.image for r in fresh]))
     accuracy = float(np.mean(out["class_id"].numpy() == np.array([r.label for r in fresh])))
-    print(f"accuracy on 600 fresh generated images after {TRAIN_STEPS} steps: {accuracy:.3f}")
-    # Chance is 1/11 (0.09, sd 0.012 over 600 images); 0.25 is over 13 sd above it.
-    assert accuracy >= 0.25
+    print(f"accuracy on 600 fresh generated images after {TRAIN_STEPS} fine-tuning steps: "
+          f"{accuracy:.3f}")
+    assert accuracy >= 0.7
 
 
 def _calibration_split(run):
@@ -284,7 +293,7 @@ def test_an_anomaly_stops_the_run_before_training(tmp_path):
 
 def test_an_unblessed_model_is_not_pushed_and_the_run_says_why(run):
     """Runs last: re-runs the cached pipeline with an accuracy gate no model can pass."""
-    ph.run_pipeline(run, run / "data", ph.MULTI_PROCESS_BEAM_ARGS, train_steps=TRAIN_STEPS,
+    ph.run_pipeline(run, run / "data", ph.MULTI_PROCESS_BEAM_ARGS, **RUN_ARGS,
                     gates=dataclasses.replace(ph.OPEN_GATES, min_accuracy=1.01))
     evaluation = ph.latest_output(run, "SvhnEvaluator", "evaluation")
     with open(os.path.join(evaluation, "metrics.json")) as f:
@@ -388,12 +397,17 @@ def _first_kernel(model_dir):
     return kernel.ravel()
 
 
-def test_a_warm_started_trainer_starts_from_the_base_weights(run, split_run):
-    base = ph.latest_output(run, "SvhnTrainer", "model")
-    tuned = ph.latest_output(split_run, "SvhnTrainer", "model")
+@pytest.mark.parametrize("base_run", ["pretrained", "run"])
+def test_a_warm_started_trainer_starts_from_the_base_weights(run, split_run, base_run):
+    """run fine-tunes pretrained/ (as make demo does); split_run fine-tunes run's model."""
+    if base_run == "pretrained":
+        base, tuned = configs.PRETRAINED_DIR, ph.latest_output(run, "SvhnTrainer", "model")
+    else:
+        base = ph.latest_output(run, "SvhnTrainer", "model")
+        tuned = ph.latest_output(split_run, "SvhnTrainer", "model")
     a, b = _first_kernel(base), _first_kernel(tuned)
     assert not np.array_equal(a, b)   # it trained
-    # 30 steps move the first layer a little; a fresh initialisation would be uncorrelated
+    # fine-tuning moves the first layer a little; a fresh initialisation would be uncorrelated
     assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.8
 
 
