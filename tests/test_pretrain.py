@@ -89,10 +89,10 @@ class _Captured(Exception):
     pass
 
 
-def test_the_trainer_moves_its_inputs_as_the_recipe_says_and_make_pretrain_keeps_plain_steps(
+def test_the_trainer_and_make_pretrain_move_their_inputs_as_the_recipe_says(
         tmp_path, monkeypatch):
-    """The demo's fine-tuning trains on adversarially moved images; the repository's
-    pretrained/ was made with plain steps, and make pretrain must remake it the same way."""
+    """The demo's fine-tuning and make pretrain (which made the repository's pretrained/)
+    train on adversarially moved images; a pipeline can still ask for plain steps."""
     def trainer_epsilon(**overrides):
         pipeline = svhn_pipeline.create_pipeline(
             pipeline_name="epsilon", pipeline_root=str(tmp_path / "pipeline"),
@@ -119,4 +119,4 @@ def test_the_trainer_moves_its_inputs_as_the_recipe_says_and_make_pretrain_keeps
     monkeypatch.setattr(pretrain_runner.tfx.orchestration.LocalDagRunner, "run", capture)
     with pytest.raises(_Captured):
         pretrain_runner.run()
-    assert ran["epsilon"] == configs.PRETRAIN_ADVERSARIAL_EPSILON == 0.0
+    assert ran["epsilon"] == configs.PRETRAIN_ADVERSARIAL_EPSILON == recipe.ADVERSARIAL_EPSILON
