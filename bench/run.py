@@ -45,7 +45,7 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_blur_cap", "ablation_mixstyle", "ablation_antialias",
          "ablation_erasing", "ablation_sam", "real_labels", "ablation_warm_grey",
          "ablation_grey", "ablation_fine_tune_steps", "ablation_adversarial",
-         "ablation_warm_adversarial", "ablation_warm_rate",
+         "ablation_warm_adversarial", "ablation_warm_rate", "ablation_warm_base",
          "training", "transform", "portable", "serving", "abuse", "end_to_end", "scaling"]
 TITLES = {
     "quality": "1. Real-data quality from synthetic training",
@@ -129,8 +129,10 @@ TITLES = {
                                  "at seeds 0-3: 0.867 / 0.867 / 0.860 / 0.854 in 1zl)",
     "ablation_warm_rate": "1zq. The fine-tuning rate and length with adversarial inputs, real "
                           "crops, fine-tuned from pretrained/ as make demo does, four seeds "
-                          "(today's recipe in memory, 1e-3 at 600 steps: 0.904 / 0.895 / "
+                          "(the recipe then, in memory, 1e-3 at 600 steps: 0.904 / 0.895 / "
                           "0.895 / 0.902 in 1zp)",
+    "ablation_warm_base": "1zr. The fine-tuning's rate and length from the adversarially "
+                          "pretrained weights (0.909 alone), real crops, four seeds",
     "real_labels": "1zk. A user's own real crops, labelled or pseudo-labelled, added to the "
                    "demo's fine-tuning, scored on other photos' crops",
     "ablation_warm_grey": "1zl. Luminance only (greyscale input), real crops, fine-tuned from "
@@ -206,6 +208,7 @@ ABLATIONS = {
     "ablation_adversarial": (ablation.ADVERSARIAL_ROWS, None),
     "ablation_warm_adversarial": (ablation.WARM_ADVERSARIAL_ROWS, PRETRAINED_WEIGHTS),
     "ablation_warm_rate": (ablation.WARM_RATE_ROWS, PRETRAINED_WEIGHTS),
+    "ablation_warm_base": (ablation.WARM_BASE_ROWS, PRETRAINED_WEIGHTS),
     "ablation_warm_grey": (ablation.WARM_GREY_ROWS, PRETRAINED_WEIGHTS),
     "ablation_grey": (ablation.GREY_ROWS, None),
     "ablation_fine_tune_steps": (ablation.FINE_TUNE_STEPS_ROWS, PRETRAINED_WEIGHTS),
