@@ -4,7 +4,7 @@ Generated data only (the generator with another seed than the demo's data): it r
 pipeline from scratch for PRETRAIN_STEPS, with the gates open (these weights are only where
 the demo's own, gated, training starts), and copies the trained weights and calibration into
 ``pretrained/`` with ``recipe.json`` saying how they were made and what they scored.
-Usage: python -m svhn_tfx.pipeline.pretrain_runner (1-1.5 hours on 2 cores; see the README).
+Usage: python -m svhn_tfx.pipeline.pretrain_runner (about 50 minutes on 2 cores; see the README).
 """
 import json
 import os
