@@ -5,10 +5,10 @@ from scipy import ndimage
 
 from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.model import AdversarialModel, build_model
-from svhn_tfx.components.trainer.tried import (BlurPool, GaussianLowPass, Luminance, MixStyle,
-                                                 RandomConvolution, RandomErasing,
-                                                 SharpnessAwareModel, SmoothedSparseCrossentropy,
-                                                 WeightAverage)
+from svhn_tfx.components.trainer.tried import (AmplitudeMix, BlurPool, GaussianLowPass,
+                                                 Luminance, MixStyle, RandomConvolution,
+                                                 RandomErasing, SharpnessAwareModel,
+                                                 SmoothedSparseCrossentropy, WeightAverage)
 
 
 @pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])
@@ -78,7 +78,8 @@ def test_random_convolution_of_side_one_mixes_colours_within_each_pixel():
 
 
 @pytest.mark.parametrize("option, layer_type", [("random_conv_probability", RandomConvolution),
-                                                ("random_erasing_probability", RandomErasing)])
+                                                ("random_erasing_probability", RandomErasing),
+                                                ("amplitude_mix_probability", AmplitudeMix)])
 def test_a_model_trained_with_an_augmenting_layer_serves_as_the_one_without(option, layer_type):
     plain = build_model(1e-3)
     augmented = build_model(1e-3, **{option: 1.0})
@@ -109,6 +110,31 @@ def test_mixstyle_restyles_training_batches_with_statistics_between_two_images()
     # the pattern inside each map is the image's own, only its style moved
     np.testing.assert_allclose((mixed - new_means[:, None, None]) / new_stds[:, None, None],
                                (maps - means[:, None, None]) / stds[:, None, None], atol=1e-3)
+
+
+def test_amplitude_mix_keeps_each_image_s_phase_and_blends_only_amplitudes():
+    import tensorflow as tf
+    rng = np.random.default_rng(11)
+    a = (0.5 + 0.05 * rng.standard_normal((32, 32, 3))).astype(np.float32)
+    layer = AmplitudeMix(1.0)
+    np.testing.assert_array_equal(layer(a[None], training=False).numpy(), a[None])
+    # a circular shift changes only the phase: partners with a's amplitudes change nothing
+    shifted = np.stack([a, np.roll(a, (5, 9), axis=(0, 1))])
+    np.testing.assert_allclose(layer(shifted, training=True).numpy(), shifted, atol=1e-4)
+    # with other images' amplitudes the pixels move, each image's phase stays its own
+    images = (0.5 + 0.05 * rng.standard_normal((8, 32, 32, 3))).astype(np.float32)
+    tf.random.set_seed(12)
+    mixed = layer(images, training=True).numpy()
+    assert np.abs(mixed - images).max(axis=(1, 2, 3)).mean() > 1e-2
+    before, after = (np.fft.fft2(x, axes=(1, 2)) for x in (images, mixed))
+    strong = (np.abs(before) > 0.5) & (np.abs(after) > 0.5)
+    np.testing.assert_allclose(np.angle(after[strong] / before[strong]), 0.0, atol=1e-3)
+    # adversarial steps take the loss's gradient through it: finite even where a spectrum is 0
+    flat = tf.constant(np.concatenate([np.zeros((2, 32, 32, 3)), images[:2]]), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        total = tf.reduce_sum(layer(flat, training=True) ** 2)
+    assert np.isfinite(tape.gradient(total, flat).numpy()).all()
 
 
 def test_random_erasing_paints_one_flat_rectangle_on_training_images_only():

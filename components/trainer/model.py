@@ -21,10 +21,11 @@ import tf_keras as keras
 from svhn_tfx import schema
 from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.tried import (
-    ANTIALIASED_POOLING, GREYSCALE_INPUT, INPUT_BLUR_SIGMA, INSTANCE_NORM_BLOCKS,
-    LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY, RANDOM_CONV_PROBABILITY,
-    RANDOM_ERASING_PROBABILITY, SAM_RHO, BlurPool, GaussianLowPass, Luminance, MixStyle,
-    RandomConvolution, RandomErasing, SharpnessAwareModel, SmoothedSparseCrossentropy)
+    AMPLITUDE_MIX_PROBABILITY, ANTIALIASED_POOLING, GREYSCALE_INPUT, INPUT_BLUR_SIGMA,
+    INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY,
+    RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, SAM_RHO, AmplitudeMix, BlurPool,
+    GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing,
+    SharpnessAwareModel, SmoothedSparseCrossentropy)
 from svhn_tfx.components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TRANSFORMED_IMAGE_KEY
 
 CONV_FILTERS = (32, 64, 128)
@@ -105,6 +106,7 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 mixstyle_probability: float = MIXSTYLE_PROBABILITY,
                 antialiased_pooling: bool = ANTIALIASED_POOLING,
                 random_erasing_probability: float = RANDOM_ERASING_PROBABILITY,
+                amplitude_mix_probability: float = AMPLITUDE_MIX_PROBABILITY,
                 sam_rho: float = SAM_RHO,
                 label_smoothing: float = LABEL_SMOOTHING,
                 greyscale_input: bool = GREYSCALE_INPUT,
@@ -128,6 +130,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
         x = RandomConvolution(random_conv_probability)(x)
     if random_erasing_probability:
         x = RandomErasing(random_erasing_probability)(x)
+    if amplitude_mix_probability:
+        x = AmplitudeMix(amplitude_mix_probability)(x)
     x = PerImageStandardization()(x)
     for block, filters in enumerate(conv_filters):
         x = _conv_block(x, filters, convs_per_block, per_image=block < instance_norm_blocks,
