@@ -481,8 +481,8 @@ WARM_BASE_ROWS = with_seeds({
 # contrast, sharpness) with another's, so the network must read shapes. Adversarial steps
 # (the recipe) took away the finest detail; this takes away the rest of an image's style.
 # The demo's fine-tuning (three quarters of its steps in memory, as table 1zr's 3e-4 row:
-# 0.904 / 0.908 / 0.908 / 0.904) and, second, from scratch (the adversarial default of
-# ADVERSARIAL_ROWS: 0.874 / 0.874 at seeds 0 / 1).
+# 0.904 / 0.908 / 0.908 / 0.904); from scratch it was measured at full length, by make pretrain
+# (docs/real-data-quality.md, "Amplitude spectra mixed").
 # 2026-12-06: fine-tuned, 0.917 / 0.911 / 0.909 / 0.911 (mean 0.912 against 0.906; every seed
 # better, by 0.1 to 1.3 points), ECE 0.020-0.034 (0.031-0.041), coverage 0.69-0.84 at risk
 # 0.011-0.022, 0-0.4% called "no digit", generated hold-out 0.886-0.899.
@@ -490,9 +490,6 @@ WARM_AMPLITUDE_ROWS = with_seeds({
     "amplitude spectra mixed, half the images, three quarters of the steps": dict(
         steps_x=0.75, model=dict(amplitude_mix_probability=0.5))},
     seeds=(0, 1, 2, 3))
-AMPLITUDE_ROWS = with_seeds({
-    "amplitude spectra mixed, half the images, adversarial inputs 2/255": dict(
-        model=dict(amplitude_mix_probability=0.5))})
 
 
 def learning_rate(warm_start: str = None) -> float:
