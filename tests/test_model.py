@@ -268,3 +268,24 @@ def test_adversarial_training_moves_each_pixel_within_epsilon_towards_a_higher_l
     assert not isinstance(build_model(1e-3, adversarial_epsilon=0.0), AdversarialModel)
     with pytest.raises(ValueError, match="alternatives"):
         build_model(1e-3, sam_rho=0.05)
+
+
+def test_a_smooth_adversarial_field_moves_whole_regions_within_its_bound_towards_a_higher_loss():
+    import tensorflow as tf
+    import tf_keras as keras
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0.3, 0.7, (8, 16, 16, 1)).astype(np.float32)
+    y = rng.uniform(2.0, 3.0, (8, 1)).astype(np.float32)   # far from the start
+    epsilon, smooth = 1e-4, 0.1
+    inputs = keras.Input((16, 16, 1))
+    net = AdversarialModel(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)),
+                           epsilon=epsilon, smooth_epsilon=smooth)
+    net.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    moved = net.perturbed(tf.constant(x), tf.constant(y)).numpy()
+    change = moved - x
+    assert np.abs(change).max() <= epsilon + smooth + 1e-6
+    assert np.abs(change).mean() > 0.25 * smooth   # far more than the per-pixel move
+    # upsampled from 4x4 cells: neighbouring pixels differ by at most a quarter of its range
+    assert np.abs(np.diff(change, axis=1)).max() <= 2 * epsilon + 2 * smooth / 4 + 1e-6
+    assert np.abs(np.diff(change, axis=2)).max() <= 2 * epsilon + 2 * smooth / 4 + 1e-6
+    assert tf.reduce_mean((net(moved) - y) ** 2) > tf.reduce_mean((net(x) - y) ** 2)

@@ -23,7 +23,8 @@ from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.tried import (
     AMPLITUDE_MIX_PROBABILITY, ANTIALIASED_POOLING, GREYSCALE_INPUT, INPUT_BLUR_SIGMA,
     INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY,
-    RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, SAM_RHO, AmplitudeMix, BlurPool,
+    RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, SAM_RHO, SMOOTH_ADVERSARIAL_EPSILON,
+    SMOOTH_ADVERSARIAL_GRID, AmplitudeMix, BlurPool,
     GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing,
     SharpnessAwareModel, SmoothedSparseCrossentropy)
 from svhn_tfx.components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TRANSFORMED_IMAGE_KEY
@@ -57,20 +58,33 @@ class AdversarialModel(keras.Model):
     adversarially augmented digits carried models across digit domains (Volpi et al.,
     NeurIPS 2018). Serving is unchanged: the perturbation exists only in train_step."""
 
-    def __init__(self, *args, epsilon: float = recipe.ADVERSARIAL_EPSILON, **kwargs):
+    def __init__(self, *args, epsilon: float = recipe.ADVERSARIAL_EPSILON,
+                 smooth_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON, **kwargs):
         super().__init__(*args, **kwargs)
         self.epsilon = float(epsilon)
+        self.smooth_epsilon = float(smooth_epsilon)
 
     def perturbed(self, x, y):
-        """The images moved within ``epsilon`` of ``x`` (and inside [0, 1]) to raise the loss."""
-        delta = tf.random.uniform(tf.shape(x), -self.epsilon, self.epsilon)
+        """The images moved within ``epsilon`` of ``x`` a pixel (and inside [0, 1]) to raise
+        the loss; with ``smooth_epsilon``, plus a low-frequency field moved the same way."""
+        moves = [(tf.shape(x), self.epsilon)]
+        if self.smooth_epsilon:
+            grid = (tf.shape(x)[0], SMOOTH_ADVERSARIAL_GRID, SMOOTH_ADVERSARIAL_GRID,
+                    tf.shape(x)[3])
+            moves.append((grid, self.smooth_epsilon))
+        deltas = [tf.random.uniform(shape, -eps, eps) for shape, eps in moves]
+
+        def applied(ds):
+            total = ds[0]
+            if len(ds) > 1:
+                total += tf.image.resize(ds[1], tf.shape(x)[1:3], method="bilinear")
+            return tf.clip_by_value(x + total, 0.0, 1.0)
         with tf.GradientTape() as tape:
-            tape.watch(delta)
-            loss = self.compute_loss(x, y, self(tf.clip_by_value(x + delta, 0.0, 1.0),
-                                                training=True))
-        delta += ADVERSARIAL_STEP * self.epsilon * tf.sign(tape.gradient(loss, delta))
-        return tf.stop_gradient(tf.clip_by_value(
-            x + tf.clip_by_value(delta, -self.epsilon, self.epsilon), 0.0, 1.0))
+            tape.watch(deltas)
+            loss = self.compute_loss(x, y, self(applied(deltas), training=True))
+        deltas = [tf.clip_by_value(d + ADVERSARIAL_STEP * eps * tf.sign(g), -eps, eps)
+                  for d, g, (_, eps) in zip(deltas, tape.gradient(loss, deltas), moves)]
+        return tf.stop_gradient(applied(deltas))
 
     def train_step(self, data):
         x, y = data[0], data[1]
@@ -110,7 +124,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 sam_rho: float = SAM_RHO,
                 label_smoothing: float = LABEL_SMOOTHING,
                 greyscale_input: bool = GREYSCALE_INPUT,
-                adversarial_epsilon: float = recipe.ADVERSARIAL_EPSILON) -> keras.Model:
+                adversarial_epsilon: float = recipe.ADVERSARIAL_EPSILON,
+                smooth_adversarial_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -151,7 +166,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     if sam_rho:
         model = SharpnessAwareModel(inputs, logits, name="svhn_cnn", rho=sam_rho)
     elif adversarial_epsilon:
-        model = AdversarialModel(inputs, logits, name="svhn_cnn", epsilon=adversarial_epsilon)
+        model = AdversarialModel(inputs, logits, name="svhn_cnn", epsilon=adversarial_epsilon,
+                                 smooth_epsilon=smooth_adversarial_epsilon)
     else:
         model = keras.Model(inputs, logits, name="svhn_cnn")
     model.compile(
