@@ -96,7 +96,6 @@ class AdversarialModel(keras.Model):
         return self.compute_metrics(moved, y, logits, None)
 
 
-
 def _conv_block(x, filters: int, convs: int, per_image: bool = False,
                 antialiased: bool = ANTIALIASED_POOLING):
     for _ in range(convs):
