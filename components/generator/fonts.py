@@ -88,26 +88,26 @@ def _family(slug: str):
             f"pins it)") from None
 
 
-def _weights(slug: str) -> Tuple[int, ...]:
-    """The FACE_WEIGHTS this family can be drawn at, distinct after clipping to its range."""
+def _weights(slug: str, weights: Tuple[int, ...] = FACE_WEIGHTS) -> Tuple[int, ...]:
+    """The ``weights`` this family can be drawn at, distinct after clipping to its range."""
     fam = _family(slug)
     upright = [f for f in fam.files if f.style == "normal"]
     if not upright:
         raise FileNotFoundError(f"font family {slug!r} has no upright face")
     if upright[0].variable and upright[0].wght_min is not None:
         lo, hi = upright[0].wght_min, upright[0].wght_max
-        return tuple(sorted({int(min(max(w, lo), hi)) for w in FACE_WEIGHTS}))
+        return tuple(sorted({int(min(max(w, lo), hi)) for w in weights}))
     have = sorted(f.weight for f in upright if f.weight is not None)
-    return tuple(sorted({min(have, key=lambda h: abs(h - w)) for w in FACE_WEIGHTS})) \
+    return tuple(sorted({min(have, key=lambda h: abs(h - w)) for w in weights})) \
         if have else (400,)
 
 
-def default_fonts() -> Tuple[Tuple[str, float], ...]:
-    """(face, pick weight) for every default face."""
+def default_fonts(weights: Tuple[int, ...] = FACE_WEIGHTS) -> Tuple[Tuple[str, float], ...]:
+    """(face, pick weight) for every default face, each fontpkg family at ``weights``."""
     fonts = [(name, FAMILY_PICK_WEIGHT) for name in MATPLOTLIB_FONTS]
     for slug in FONTPKG_FAMILIES:
-        weights = _weights(slug)
-        fonts += [(f"{slug}@{w}", FAMILY_PICK_WEIGHT / len(weights)) for w in weights]
+        have = _weights(slug, weights)
+        fonts += [(f"{slug}@{w}", FAMILY_PICK_WEIGHT / len(have)) for w in have]
     return tuple(fonts)
 
 
