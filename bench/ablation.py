@@ -514,6 +514,9 @@ WARM_SMOOTH_ROWS = with_seeds({
 # house numbers include thin painted and cut strokes ("130", "33" in thin blue lettering are
 # among the clear crops misread), and no generated face was lighter than regular. The demo's
 # fine-tuning, as table 1zr's 3e-4 row (0.904 / 0.908 / 0.908 / 0.904).
+# Result (2026-12-06, table 1zu): 0.908 / 0.913 / 0.913 / 0.906 (mean 0.910), every seed up by
+# 0.2-0.5 points. At full length, with the amplitude mix, make pretrain read 0.902 alone and
+# 0.906 under the demo recipe (bench/results/quality_light_faces_amplitude_mix.json): no gain.
 WARM_LIGHT_ROWS = with_seeds({
     "light faces too (weight 300), three quarters of the steps": dict(
         steps_x=0.75, fonts=fonts.default_fonts(fonts.FACE_WEIGHTS + (300,)))},
