@@ -204,6 +204,18 @@ def test_a_bent_glyph_keeps_its_ink_and_baseline_but_not_its_outline():
     np.testing.assert_array_equal(bent, again)
 
 
+def test_extra_font_weights_share_each_family_pick_and_draw_thinner_strokes():
+    from svhn_tfx.components.generator import fonts
+    light = dict(fonts.default_fonts(fonts.FACE_WEIGHTS + (300,)))
+    by_family = {}
+    for face, pick in light.items():
+        by_family[face.split("@")[0]] = by_family.get(face.split("@")[0], 0.0) + pick
+    assert all(abs(total - fonts.FAMILY_PICK_WEIGHT) < 1e-9 for total in by_family.values())
+    assert "roboto@300" in light and "roboto@300" not in dict(DEFAULT.fonts)
+    ink = {w: text.glyph(f"roboto@{w}", "1", 0)[0].sum() for w in (300, 400)}
+    assert ink[300] < ink[400]
+
+
 def test_a_missing_font_family_is_a_clear_error():
     from svhn_tfx.components.generator import fonts
     with pytest.raises(FileNotFoundError, match="pip install fontpkg-no-such-family"):
