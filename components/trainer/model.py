@@ -67,23 +67,23 @@ class AdversarialModel(keras.Model):
     def perturbed(self, x, y):
         """The images moved within ``epsilon`` of ``x`` a pixel (and inside [0, 1]) to raise
         the loss; with ``smooth_epsilon``, plus a low-frequency field moved the same way."""
-        moves = [(tf.shape(x), self.epsilon)]
+        # each move: (its shape, its bound, how it spreads over the image)
+        moves = [(tf.shape(x), self.epsilon, tf.identity)]
         if self.smooth_epsilon:
             grid = (tf.shape(x)[0], SMOOTH_ADVERSARIAL_GRID, SMOOTH_ADVERSARIAL_GRID,
                     tf.shape(x)[3])
-            moves.append((grid, self.smooth_epsilon))
-        deltas = [tf.random.uniform(shape, -eps, eps) for shape, eps in moves]
+            moves.append((grid, self.smooth_epsilon,
+                          lambda d: tf.image.resize(d, tf.shape(x)[1:3], method="bilinear")))
+        deltas = [tf.random.uniform(shape, -eps, eps) for shape, eps, _ in moves]
 
         def applied(ds):
-            total = ds[0]
-            if len(ds) > 1:
-                total += tf.image.resize(ds[1], tf.shape(x)[1:3], method="bilinear")
-            return tf.clip_by_value(x + total, 0.0, 1.0)
+            spread = [over_image(d) for d, (_, _, over_image) in zip(ds, moves)]
+            return tf.clip_by_value(x + tf.add_n(spread), 0.0, 1.0)
         with tf.GradientTape() as tape:
             tape.watch(deltas)
             loss = self.compute_loss(x, y, self(applied(deltas), training=True))
         deltas = [tf.clip_by_value(d + ADVERSARIAL_STEP * eps * tf.sign(g), -eps, eps)
-                  for d, g, (_, eps) in zip(deltas, tape.gradient(loss, deltas), moves)]
+                  for d, g, (_, eps, _) in zip(deltas, tape.gradient(loss, deltas), moves)]
         return tf.stop_gradient(applied(deltas))
 
     def train_step(self, data):
