@@ -522,6 +522,7 @@ WARM_LIGHT_ROWS = with_seeds({
         steps_x=0.75, fonts=fonts.default_fonts(fonts.FACE_WEIGHTS + (300,)))},
     seeds=(0, 1, 2, 3))
 
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE

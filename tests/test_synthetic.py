@@ -209,7 +209,8 @@ def test_extra_font_weights_share_each_family_pick_and_draw_thinner_strokes():
     light = dict(fonts.default_fonts(fonts.FACE_WEIGHTS + (300,)))
     by_family = {}
     for face, pick in light.items():
-        by_family[face.split("@")[0]] = by_family.get(face.split("@")[0], 0.0) + pick
+        family = face.split("@")[0]
+        by_family[family] = by_family.get(family, 0.0) + pick
     assert all(abs(total - fonts.FAMILY_PICK_WEIGHT) < 1e-9 for total in by_family.values())
     assert "roboto@300" in light and "roboto@300" not in dict(DEFAULT.fonts)
     ink = {w: text.glyph(f"roboto@{w}", "1", 0)[0].sum() for w in (300, 400)}
