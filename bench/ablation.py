@@ -40,7 +40,7 @@ FONTS_BEFORE = tuple((face, 1.0) for face in (   # the generator's fonts until i
 
 
 def negatives_without(*kinds) -> dict:
-    """The settings change that never draws these no-digit kinds (the others keep their weights)."""
+    """The settings change that never draws these no-digit kinds (others keep their weights)."""
     weights = GeneratorSettings().negative_weights
     return dict(negative_weights=tuple(0.0 if kind in kinds else weight
                                        for kind, weight in zip(NEGATIVE_KINDS, weights)))
@@ -515,8 +515,9 @@ WARM_SMOOTH_ROWS = with_seeds({
 # among the clear crops misread), and no generated face was lighter than regular. The demo's
 # fine-tuning, as table 1zr's 3e-4 row (0.904 / 0.908 / 0.908 / 0.904).
 # Result (2026-12-06, table 1zu): 0.908 / 0.913 / 0.913 / 0.906 (mean 0.910), every seed up by
-# 0.2-0.5 points. At full length, with the amplitude mix, make pretrain read 0.902 alone and
-# 0.906 under the demo recipe (bench/results/quality_light_faces_amplitude_mix.json): no gain.
+# 0.2-0.5 points. At full length make pretrain read 0.906 alone and 0.909 under the demo
+# recipe (bench/results/quality_light_faces.json), with the amplitude mix too 0.902 and 0.906
+# (quality_light_faces_amplitude_mix.json), against 0.909 / 0.909: no gain.
 WARM_LIGHT_ROWS = with_seeds({
     "light faces too (weight 300), three quarters of the steps": dict(
         steps_x=0.75, fonts=fonts.default_fonts(fonts.FACE_WEIGHTS + (300,)))},

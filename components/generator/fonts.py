@@ -67,8 +67,9 @@ FONTPKG_FAMILIES: Tuple[str, ...] = (
 )
 FACE_WEIGHTS = (400, 700, 900)   # the weights each fontpkg family is drawn at, where it has them
 # Light faces (300) too read the real dev crops 0.4 points better under the demo's fine-tuning
-# (table 1zu), but make pretrain with them (and the amplitude mix) read 0.902 against 0.909:
-# not adopted (docs/real-data-quality.md, "Light faces")
+# (table 1zu), but make pretrain with them read 0.906 alone and 0.909 under the demo recipe
+# (0.902 / 0.906 with the amplitude mix) against 0.909 / 0.909: not adopted
+# (docs/real-data-quality.md, "Light faces")
 # How often a font is picked: each fontpkg family (all its weights together) as often as
 # one matplotlib file, so the 120 new families dominate without drowning the originals.
 FAMILY_PICK_WEIGHT = 1.0
