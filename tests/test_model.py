@@ -289,3 +289,26 @@ def test_a_smooth_adversarial_field_moves_whole_regions_within_its_bound_towards
     assert np.abs(np.diff(change, axis=1)).max() <= 2 * epsilon + 2 * smooth / 4 + 1e-6
     assert np.abs(np.diff(change, axis=2)).max() <= 2 * epsilon + 2 * smooth / 4 + 1e-6
     assert tf.reduce_mean((net(moved) - y) ** 2) > tf.reduce_mean((net(x) - y) ** 2)
+
+
+def test_the_consistency_term_trains_clean_and_moved_answers_towards_each_other():
+    import tensorflow as tf
+    import tf_keras as keras
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.0, 1.0, (64, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+
+    def disagreement_after_training(consistency):
+        tf.random.set_seed(0)
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 1))
+        logits = keras.layers.Dense(3)(keras.layers.Flatten()(inputs))
+        net = AdversarialModel(inputs, logits, epsilon=0.05, consistency=consistency)
+        net.compile(optimizer=keras.optimizers.Adam(0.05),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        net.fit(x, y, batch_size=32, epochs=30, verbose=0)
+        moved = net.perturbed(tf.constant(x), tf.constant(y))
+        return float(tf.reduce_mean(keras.losses.kl_divergence(
+            tf.nn.softmax(net(x)), tf.nn.softmax(net(moved)))))
+
+    assert disagreement_after_training(10.0) < 0.5 * disagreement_after_training(0.0)

@@ -21,8 +21,8 @@ import tf_keras as keras
 from svhn_tfx import schema
 from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.tried import (
-    AMPLITUDE_MIX_PROBABILITY, ANTIALIASED_POOLING, GREYSCALE_INPUT, INPUT_BLUR_SIGMA,
-    INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY,
+    ADVERSARIAL_CONSISTENCY, AMPLITUDE_MIX_PROBABILITY, ANTIALIASED_POOLING, GREYSCALE_INPUT,
+    INPUT_BLUR_SIGMA, INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY,
     RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, SAM_RHO, SMOOTH_ADVERSARIAL_EPSILON,
     SMOOTH_ADVERSARIAL_GRID, AmplitudeMix, BlurPool,
     GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing,
@@ -59,10 +59,12 @@ class AdversarialModel(keras.Model):
     NeurIPS 2018). Serving is unchanged: the perturbation exists only in train_step."""
 
     def __init__(self, *args, epsilon: float = recipe.ADVERSARIAL_EPSILON,
-                 smooth_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON, **kwargs):
+                 smooth_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON,
+                 consistency: float = ADVERSARIAL_CONSISTENCY, **kwargs):
         super().__init__(*args, **kwargs)
         self.epsilon = float(epsilon)
         self.smooth_epsilon = float(smooth_epsilon)
+        self.consistency = float(consistency)
 
     def perturbed(self, x, y):
         """The images moved within ``epsilon`` of ``x`` a pixel (and inside [0, 1]) to raise
@@ -90,8 +92,13 @@ class AdversarialModel(keras.Model):
         x, y = data[0], data[1]
         moved = self.perturbed(x, y)
         with tf.GradientTape() as tape:
-            logits = self(moved, training=True)
-            loss = self.compute_loss(moved, y, logits)
+            if self.consistency:
+                clean, logits = tf.split(self(tf.concat([x, moved], 0), training=True), 2)
+                loss = self.compute_loss(moved, y, logits) + self.consistency * tf.reduce_mean(
+                    keras.losses.kl_divergence(tf.nn.softmax(clean), tf.nn.softmax(logits)))
+            else:
+                logits = self(moved, training=True)
+                loss = self.compute_loss(moved, y, logits)
         self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
         return self.compute_metrics(moved, y, logits, None)
 
@@ -124,7 +131,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 label_smoothing: float = LABEL_SMOOTHING,
                 greyscale_input: bool = GREYSCALE_INPUT,
                 adversarial_epsilon: float = recipe.ADVERSARIAL_EPSILON,
-                smooth_adversarial_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON) -> keras.Model:
+                smooth_adversarial_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON,
+                adversarial_consistency: float = ADVERSARIAL_CONSISTENCY) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -166,7 +174,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
         model = SharpnessAwareModel(inputs, logits, name="svhn_cnn", rho=sam_rho)
     elif adversarial_epsilon:
         model = AdversarialModel(inputs, logits, name="svhn_cnn", epsilon=adversarial_epsilon,
-                                 smooth_epsilon=smooth_adversarial_epsilon)
+                                 smooth_epsilon=smooth_adversarial_epsilon,
+                                 consistency=adversarial_consistency)
     else:
         model = keras.Model(inputs, logits, name="svhn_cnn")
     model.compile(
