@@ -300,7 +300,6 @@ def test_the_consistency_term_trains_clean_and_moved_answers_towards_each_other(
 
     def disagreement_after_training(consistency):
         tf.random.set_seed(0)
-        keras.utils.set_random_seed(0)
         inputs = keras.Input((8, 8, 1))
         logits = keras.layers.Dense(3)(keras.layers.Flatten()(inputs))
         net = AdversarialModel(inputs, logits, epsilon=0.05, consistency=consistency)
