@@ -29,7 +29,9 @@ from svhn_tfx.components.trainer.tried import (
     SharpnessAwareModel, SmoothedSparseCrossentropy)
 from svhn_tfx.components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TRANSFORMED_IMAGE_KEY
 
-CONV_FILTERS = (32, 64, 128)
+CONV_FILTERS = (32, 64, 128)   # (32, 64, 256) at full length (12,000 adversarial steps, the hour)
+# read real crops 0.906 alone and under the demo recipe against 0.909 / 0.909
+# (docs/real-data-quality.md, "A wider last block at full length")
 CONVS_PER_BLOCK = 2   # 1 until make pretrain trained 3.3x longer; both changed together, the
 # demo recipe read real crops 0.837 against 0.815 (docs/real-data-quality.md, "A deeper
 # network, trained longer")
