@@ -33,7 +33,8 @@ setup(
     packages=[f"{NAMESPACE}.{name}" for name in find_packages(
         include=[pattern for top in TOP_LEVEL for pattern in (top, f"{top}.*")])],
     package_dir={f"{NAMESPACE}.{top}": top for top in TOP_LEVEL},
-    package_data={f"{NAMESPACE}.schema": ["schema.pbtxt"]},
+    package_data={f"{NAMESPACE}.schema": ["schema.pbtxt"],
+                  f"{NAMESPACE}.components.generator": ["photos/*.jpg", "photos/README.md"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",

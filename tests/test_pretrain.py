@@ -4,6 +4,7 @@ recipe's settings reach the Trainer (make pretrain's as pretrained/ was made).""
 import dataclasses
 import glob
 import os
+import shutil
 
 import pytest
 
@@ -29,6 +30,16 @@ def test_fingerprint_changes_with_the_settings_count_and_seed():
     assert synthetic.fingerprint(100, 2) != base
     assert synthetic.fingerprint(100, 1, dataclasses.replace(
         GeneratorSettings(), aspect_stretch=(0.75, 1.3))) != base
+
+
+def test_fingerprint_changes_with_the_photographs_walls_may_show(tmp_path, monkeypatch):
+    for path in glob.glob(os.path.join(synthetic.PHOTO_DIR, "*.jpg")):
+        shutil.copy(path, tmp_path)
+    base = synthetic.fingerprint(100, 1)
+    monkeypatch.setattr(synthetic, "PHOTO_DIR", str(tmp_path))
+    assert synthetic.fingerprint(100, 1) == base
+    (tmp_path / "brick.jpg").write_bytes(b"another photograph")
+    assert synthetic.fingerprint(100, 1) != base
 
 
 def test_pretrain_data_is_reused_while_unchanged_and_remade_when_the_generator_changes(

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from svhn_tfx import schema
-from svhn_tfx.components.generator import geometry, photo, synthetic, text
+from svhn_tfx.components.generator import geometry, photo, surfaces, synthetic, text
 from svhn_tfx.components.generator.settings import NEGATIVE_KINDS, GeneratorSettings
 from svhn_tfx.components.generator.synthetic import generate_one
 
@@ -238,6 +238,48 @@ def test_settings_are_validated():
         GeneratorSettings(digit_height=(0.9, 0.4))
     with pytest.raises(ValueError):
         GeneratorSettings(negative_weights=(1.0, 0.0))
+    with pytest.raises(ValueError):
+        GeneratorSettings(photo_wall_probability=1.5)
+
+
+@pytest.fixture
+def photo_dir(monkeypatch, tmp_path):
+    """An empty folder standing in for surfaces.PHOTO_DIR, with the photographs' cache cleared
+    before and after."""
+    monkeypatch.setattr(surfaces, "PHOTO_DIR", str(tmp_path))
+    surfaces.photographs.cache_clear()
+    yield tmp_path
+    surfaces.photographs.cache_clear()
+
+
+def test_photo_walls_are_the_surface_colour_shaded_by_a_patch_of_a_photograph(photo_dir):
+    stripes = np.tile(np.repeat(np.array([40, 200], np.uint8), 2), (64, 16))   # 2-pixel stripes
+    Image.fromarray(stripes).save(photo_dir / "stripes.jpg", quality=100)
+    colour = np.array([0.5, 0.4, 0.2], np.float32)
+    for k in range(5):
+        wall = surfaces.texture(np.random.default_rng(k), 64, colour, photo_probability=1.0)
+        shade = wall / colour[:, None, None]
+        assert np.allclose(shade[0], shade[1]) and np.allclose(shade[0], shade[2])
+        assert abs(shade.mean() - 1.0) < 0.2       # the colour on average
+        assert shade[0].std() > 0.05               # the photograph's light and shade
+    # only walls drawn as photographs read them
+    (photo_dir / "unreadable.jpg").write_bytes(b"not a jpeg")
+    surfaces.photographs.cache_clear()
+    surfaces.texture(np.random.default_rng(0), 64, colour, photo_probability=0.0)
+
+
+def test_photo_walls_without_photographs_are_a_clear_error(photo_dir):
+    with pytest.raises(FileNotFoundError, match="no photographs"):
+        surfaces.texture(np.random.default_rng(0), 64, np.ones(3, np.float32),
+                         photo_probability=1.0)
+
+
+def test_the_shipped_photographs_shade_generated_walls():
+    settings = GeneratorSettings(photo_wall_probability=1.0)
+    drawn, shot = (_render(3, 0, GeneratorSettings(), label=10)[0],
+                   _render(3, 0, settings, label=10)[0])
+    assert len(surfaces.photographs()) >= 7
+    assert drawn.shape == shot.shape and not np.array_equal(drawn, shot)
 
 
 def test_source_jpeg_switch_compresses_the_source_photo():

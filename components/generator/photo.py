@@ -107,7 +107,8 @@ def render(rng: np.random.Generator, settings: GeneratorSettings, label: int):
     # surfaces (channels first): wall everywhere, plate where the plate mask is
     busier = settings.busier_negative_walls
     img = texture(rng, r, colours["wall"], BUSY_TEXTURE_WEIGHTS
-                   if busier and kind in ("background", "partial") else TEXTURE_WEIGHTS)
+                   if busier and kind in ("background", "partial") else TEXTURE_WEIGHTS,
+                   settings.photo_wall_probability)
     # a crop of bare background is mostly a crop of something busy in a street photo
     clutter = BACKGROUND_CLUTTER_PROBABILITY if busier and kind == "background" else \
         settings.clutter_probability

@@ -65,6 +65,8 @@ class GeneratorSettings:
     # the digits: at full length (make pretrain) 0.7 read real crops 0.865 against 0.861 at
     # 0.35, the demo recipe 0.871 against 0.861, inside the dev set's +-1.5 points, with every
     # trust target still met (docs/real-data-quality.md, "More clutter at full length")
+    photo_wall_probability: float = 0.0   # walls shaded by a patch of a real photograph
+    # (surfaces.PHOTO_DIR) instead of a drawn texture
     busier_negative_walls: bool = True    # bare-wall and cut-digit negatives: busier walls, more
     # clutter (False gives them the digit crops' walls: no better on real crops, bench/ablation.py)
     # camera: real crops are soft and nearly noise-free at 32 px (most are upsampled from a
@@ -108,7 +110,8 @@ class GeneratorSettings:
                      "frame_probability", "shadow_probability", "outline_probability",
                      "emboss_probability",
                      "low_contrast_fraction", "hard_shadow_probability",
-                     "clutter_probability", "low_res_probability", "min_source_fraction",
+                     "clutter_probability", "photo_wall_probability", "low_res_probability",
+                     "min_source_fraction",
                      "source_jpeg_probability", "blur_fade"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

@@ -1,7 +1,11 @@
 """What digits sit on: colours of walls, plates and digits that contrast as on real houses,
-and textures (gradients, stucco, siding, bricks, foliage) with photo-like clutter."""
+and textures (gradients, stucco, siding, bricks, foliage, patches of real photographs) with
+photo-like clutter."""
 import colorsys
+import functools
+import glob
 import math
+import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -18,6 +22,10 @@ TEXTURE_WEIGHTS = (0.25, 0.2, 0.25, 0.16, 0.1, 0.04)
 # walls of "no digit" crops that show no number at all: busier, as in street photos
 BUSY_TEXTURE_WEIGHTS = (0.1, 0.1, 0.2, 0.22, 0.18, 0.2)
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)   # Rec. 601 luminance of R, G, B
+# public-domain and CC0 photographs (photos/README.md), grey, whose patches shade some walls
+PHOTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "photos")
+PHOTO_PATCH = (0.15, 1.0)    # side of a wall's patch, of the photo's shorter side
+PHOTO_AMPLITUDE = (0.3, 1.0)  # how much of the patch's relative light and shade is kept
 
 
 def _luma(rgb) -> float:
@@ -88,9 +96,38 @@ def _smooth_noise(rng: np.random.Generator, r: int, cells: int, shape=None) -> n
     return np.asarray(Image.fromarray(low, mode="F").resize((r, r), Image.BICUBIC))
 
 
+@functools.lru_cache(maxsize=1)
+def photographs() -> Tuple[np.ndarray, ...]:
+    """The grey photographs in PHOTO_DIR, as floats in [0, 1]."""
+    paths = sorted(glob.glob(os.path.join(PHOTO_DIR, "*.jpg")))
+    if not paths:
+        raise FileNotFoundError(f"no photographs (*.jpg) in {PHOTO_DIR}")
+    return tuple(np.asarray(Image.open(p).convert("L"), np.float32) / 255.0 for p in paths)
+
+
+def photo_shade(rng: np.random.Generator, r: int) -> np.ndarray:
+    """Relative light and shade (zero mean) of a random patch of a real photograph, r x r:
+    the natural detail, edges and noise that drawn textures lack."""
+    photos = photographs()
+    photo = photos[int(rng.integers(len(photos)))]
+    h, w = photo.shape
+    side = max(8, int(rng.uniform(*PHOTO_PATCH) * min(h, w)))
+    y, x = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
+    patch = np.asarray(Image.fromarray(photo[y:y + side, x:x + side], mode="F").resize(
+        (r, r), Image.BILINEAR))
+    patch = np.rot90(patch, int(rng.integers(4)))
+    if rng.random() < 0.5:
+        patch = patch[:, ::-1]
+    relative = patch / max(float(patch.mean()), 0.05) - 1.0
+    return (rng.uniform(*PHOTO_AMPLITUDE) * np.clip(relative, -0.9, 1.5)).astype(np.float32)
+
+
 def texture(rng: np.random.Generator, r: int, colour: np.ndarray,
-             weights: Tuple[float, ...] = None) -> np.ndarray:
-    """A surface (3 x r x r): plain, gradient, blotchy, siding/wood stripes, bricks, foliage."""
+             weights: Tuple[float, ...] = None, photo_probability: float = 0.0) -> np.ndarray:
+    """A surface (3 x r x r): plain, gradient, blotchy, siding/wood stripes, bricks, foliage,
+    or (with ``photo_probability``) a patch of a real photograph in the surface's colour."""
+    if photo_probability and rng.random() < photo_probability:
+        return colour[:, None, None] * (1.0 + photo_shade(rng, r))[None]
     kind = pick(rng, weights or TEXTURE_WEIGHTS)
     shade = np.zeros((r, r), np.float32)
     if kind == 1:    # gradient

@@ -21,6 +21,7 @@ so any shard can be generated on its own and results are reproducible. Fonts are
 ones in fonts.py (matplotlib's and 119 Google Fonts families from PyPI); nothing is downloaded.
 """
 import contextlib
+import glob
 import itertools
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ from svhn_tfx import schema
 from svhn_tfx.schema import images
 from svhn_tfx.components.generator.photo import render
 from svhn_tfx.components.generator.settings import GeneratorSettings
+from svhn_tfx.components.generator.surfaces import PHOTO_DIR
 from svhn_tfx.components.source_digest import source_digest
 
 # A generated eval split uses the train seed + EVAL_SEED_OFFSET: never the same images.
@@ -41,9 +43,11 @@ GENERATE_CHUNK = 250     # images per task when rendering in several processes
 
 
 def fingerprint(n: int, seed: int, settings: GeneratorSettings = GeneratorSettings()) -> str:
-    """A digest of what ``generate(n, seed, settings)`` yields: the settings and the source
-    of this package, so that data made by an older generator is not taken for today's."""
-    return source_digest(os.path.dirname(os.path.abspath(__file__)),
+    """A digest of what ``generate(n, seed, settings)`` yields: the settings, the source of
+    this package and the photographs its walls may show, so that data made by an older
+    generator is not taken for today's."""
+    photos = sorted(glob.glob(os.path.join(PHOTO_DIR, "*.jpg")))
+    return source_digest(os.path.dirname(os.path.abspath(__file__)), *photos,
                          extra=f"{n} {seed} {settings!r}")
 
 
