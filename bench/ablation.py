@@ -543,10 +543,15 @@ WARM_CONSISTENCY_ROWS = with_seeds({
 # mostly wall, and real walls carry natural detail, edges and noise that the drawn textures
 # lack. From scratch, as table 1zo's 2/255 rows (today's default: 0.874 / 0.874 / 0.854 / 0.882
 # at seeds 0-3), with today's default at seed 0 again as a check that the baseline still holds.
+# Result (2026-12-07, table 1zw): today's default at seed 0 read 0.872 (0.874 in 1zo; the code
+# has moved since). 60%: 0.880 / 0.882 / 0.063 / 0.856 (seed 2 never left chance: loss 2.43 after
+# 1,500 steps; the other three 0.873); 30%: 0.871 / 0.871 / 0.871 / 0.826 (0.860), against
+# 0.871. Generated hold-out 0.77-0.81 against 0.78-0.83, coverage at the threshold down: no
+# gain, off.
 PHOTO_WALL_ROWS = {
     "today's default (the 2/255 rows of table 1zo), seed 0": dict(),
     **with_seeds({"photo walls, 60% of the images": dict(photo_wall_probability=0.6)},
-                 seeds=(2, 3, 0, 1)),
+                 seeds=(0, 1, 2, 3)),
     **with_seeds({"photo walls, 30% of the images": dict(photo_wall_probability=0.3)},
                  seeds=(0, 1, 2, 3))}
 

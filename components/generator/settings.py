@@ -66,7 +66,9 @@ class GeneratorSettings:
     # 0.35, the demo recipe 0.871 against 0.861, inside the dev set's +-1.5 points, with every
     # trust target still met (docs/real-data-quality.md, "More clutter at full length")
     photo_wall_probability: float = 0.0   # walls shaded by a patch of a real photograph
-    # (surfaces.PHOTO_DIR) instead of a drawn texture
+    # (surfaces.PHOTO_DIR) instead of a drawn texture. From scratch 0.6 read real crops 0.873
+    # (mean of the three seeds of four that trained; one stayed at chance), 0.3 read 0.860,
+    # against 0.871 (bench/ablation.py PHOTO_WALL_ROWS): off
     busier_negative_walls: bool = True    # bare-wall and cut-digit negatives: busier walls, more
     # clutter (False gives them the digit crops' walls: no better on real crops, bench/ablation.py)
     # camera: real crops are soft and nearly noise-free at 32 px (most are upsampled from a
