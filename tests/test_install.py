@@ -19,9 +19,9 @@ CHECK = textwrap.dedent("""
     assert schema.Schema({"n": int}).validate({"n": 3}) == {"n": 3}, "PyPI schema broken"
     from svhn_tfx import schema as contract         # ours
     assert contract.NUM_CLASSES == 11 and os.path.isfile(contract.SCHEMA_PATH)
-    from svhn_tfx.components.generator import surfaces   # its photographs are package data
-    assert surfaces.PHOTO_DIR.startswith(sys.argv[1]) and len(surfaces.photographs()) >= 7
     site = sys.argv[1]
+    from svhn_tfx.components.generator import surfaces   # its photographs are package data
+    assert surfaces.PHOTO_DIR.startswith(site) and len(surfaces.photographs()) >= 7
     for name in ("svhn_tfx.schema", "svhn_tfx.serving.server", "svhn_tfx.pipeline.svhn_pipeline",
                  "svhn_tfx.components.converters.cli"):
         module = importlib.import_module(name)

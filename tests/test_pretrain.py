@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from svhn_tfx import schema
-from svhn_tfx.components.generator import synthetic
+from svhn_tfx.components.generator import surfaces, synthetic
 from svhn_tfx.components.generator.settings import GeneratorSettings
 from svhn_tfx.components.source_digest import source_digest
 from svhn_tfx.components.trainer import recipe
@@ -33,10 +33,10 @@ def test_fingerprint_changes_with_the_settings_count_and_seed():
 
 
 def test_fingerprint_changes_with_the_photographs_walls_may_show(tmp_path, monkeypatch):
-    for path in glob.glob(os.path.join(synthetic.PHOTO_DIR, "*.jpg")):
+    for path in surfaces.photo_paths():
         shutil.copy(path, tmp_path)
     base = synthetic.fingerprint(100, 1)
-    monkeypatch.setattr(synthetic, "PHOTO_DIR", str(tmp_path))
+    monkeypatch.setattr(surfaces, "PHOTO_DIR", str(tmp_path))
     assert synthetic.fingerprint(100, 1) == base
     (tmp_path / "brick.jpg").write_bytes(b"another photograph")
     assert synthetic.fingerprint(100, 1) != base

@@ -96,10 +96,16 @@ def _smooth_noise(rng: np.random.Generator, r: int, cells: int, shape=None) -> n
     return np.asarray(Image.fromarray(low, mode="F").resize((r, r), Image.BICUBIC))
 
 
+def photo_paths() -> Tuple[str, ...]:
+    """The photographs in PHOTO_DIR, by name: what walls may show (and what data made with
+    them depends on)."""
+    return tuple(sorted(glob.glob(os.path.join(PHOTO_DIR, "*.jpg"))))
+
+
 @functools.lru_cache(maxsize=1)
 def photographs() -> Tuple[np.ndarray, ...]:
     """The grey photographs in PHOTO_DIR, as floats in [0, 1]."""
-    paths = sorted(glob.glob(os.path.join(PHOTO_DIR, "*.jpg")))
+    paths = photo_paths()
     if not paths:
         raise FileNotFoundError(f"no photographs (*.jpg) in {PHOTO_DIR}")
     return tuple(np.asarray(Image.open(p).convert("L"), np.float32) / 255.0 for p in paths)

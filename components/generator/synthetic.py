@@ -21,7 +21,6 @@ so any shard can be generated on its own and results are reproducible. Fonts are
 ones in fonts.py (matplotlib's and 119 Google Fonts families from PyPI); nothing is downloaded.
 """
 import contextlib
-import glob
 import itertools
 import multiprocessing
 import os
@@ -33,7 +32,7 @@ from svhn_tfx import schema
 from svhn_tfx.schema import images
 from svhn_tfx.components.generator.photo import render
 from svhn_tfx.components.generator.settings import GeneratorSettings
-from svhn_tfx.components.generator.surfaces import PHOTO_DIR
+from svhn_tfx.components.generator.surfaces import photo_paths
 from svhn_tfx.components.source_digest import source_digest
 
 # A generated eval split uses the train seed + EVAL_SEED_OFFSET: never the same images.
@@ -46,8 +45,7 @@ def fingerprint(n: int, seed: int, settings: GeneratorSettings = GeneratorSettin
     """A digest of what ``generate(n, seed, settings)`` yields: the settings, the source of
     this package and the photographs its walls may show, so that data made by an older
     generator is not taken for today's."""
-    photos = sorted(glob.glob(os.path.join(PHOTO_DIR, "*.jpg")))
-    return source_digest(os.path.dirname(os.path.abspath(__file__)), *photos,
+    return source_digest(os.path.dirname(os.path.abspath(__file__)), *photo_paths(),
                          extra=f"{n} {seed} {settings!r}")
 
 
