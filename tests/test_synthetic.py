@@ -268,6 +268,13 @@ def test_photo_walls_are_the_surface_colour_shaded_by_a_patch_of_a_photograph(ph
     surfaces.texture(np.random.default_rng(0), 64, colour, photo_probability=0.0)
 
 
+def test_a_photograph_smaller_than_the_least_patch_is_used_whole(photo_dir):
+    Image.fromarray(np.full((5, 6), 120, np.uint8)).save(photo_dir / "tiny.jpg", quality=100)
+    wall = surfaces.texture(np.random.default_rng(0), 64, np.ones(3, np.float32),
+                            photo_probability=1.0)
+    assert wall.shape == (3, 64, 64) and np.allclose(wall, 1.0, atol=0.05)
+
+
 def test_photo_walls_without_photographs_are_a_clear_error(photo_dir):
     with pytest.raises(FileNotFoundError, match="no photographs"):
         surfaces.texture(np.random.default_rng(0), 64, np.ones(3, np.float32),

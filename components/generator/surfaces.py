@@ -117,7 +117,7 @@ def photo_shade(rng: np.random.Generator, r: int) -> np.ndarray:
     photos = photographs()
     photo = photos[int(rng.integers(len(photos)))]
     h, w = photo.shape
-    side = max(8, int(rng.uniform(*PHOTO_PATCH) * min(h, w)))
+    side = min(max(8, int(rng.uniform(*PHOTO_PATCH) * min(h, w))), h, w)
     y, x = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
     patch = np.asarray(Image.fromarray(photo[y:y + side, x:x + side], mode="F").resize(
         (r, r), Image.BILINEAR))
