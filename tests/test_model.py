@@ -291,6 +291,25 @@ def test_a_smooth_adversarial_field_moves_whole_regions_within_its_bound_towards
     assert tf.reduce_mean((net(moved) - y) ** 2) > tf.reduce_mean((net(x) - y) ** 2)
 
 
+def test_a_relative_bound_moves_each_image_by_its_own_share_of_its_contrast():
+    import tensorflow as tf
+    import tf_keras as keras
+    rng = np.random.default_rng(4)
+    flat = rng.uniform(0.45, 0.55, (4, 8, 8, 3))
+    contrasted = rng.uniform(0.0, 1.0, (4, 8, 8, 3))
+    x = np.concatenate([flat, contrasted]).astype(np.float32)
+    y = rng.integers(0, 3, 8)
+    inputs = keras.Input((8, 8, 3))
+    net = AdversarialModel(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)),
+                           epsilon=0.5, relative_epsilon=0.1)   # the fixed bound is unused
+    net.compile(optimizer=keras.optimizers.SGD(0.01),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    change = np.abs(net.perturbed(tf.constant(x), tf.constant(y)).numpy() - x).reshape(8, -1)
+    bound = 0.1 * x.reshape(8, -1).std(1)
+    np.testing.assert_allclose(change.max(1), bound, rtol=1e-3)   # sign steps reach the bound
+    assert change[4:].max() > 5 * change[:4].max()   # the contrasted images move further
+
+
 def test_the_consistency_term_trains_clean_and_moved_answers_towards_each_other():
     import tensorflow as tf
     import tf_keras as keras

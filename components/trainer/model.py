@@ -23,8 +23,8 @@ from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.tried import (
     ADVERSARIAL_CONSISTENCY, AMPLITUDE_MIX_PROBABILITY, ANTIALIASED_POOLING, GREYSCALE_INPUT,
     INPUT_BLUR_SIGMA, INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY,
-    RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, SAM_RHO, SMOOTH_ADVERSARIAL_EPSILON,
-    SMOOTH_ADVERSARIAL_GRID, AmplitudeMix, BlurPool,
+    RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, RELATIVE_ADVERSARIAL_EPSILON, SAM_RHO,
+    SMOOTH_ADVERSARIAL_EPSILON, SMOOTH_ADVERSARIAL_GRID, AmplitudeMix, BlurPool,
     GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing,
     SharpnessAwareModel, SmoothedSparseCrossentropy)
 from svhn_tfx.components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TRANSFORMED_IMAGE_KEY
@@ -62,17 +62,23 @@ class AdversarialModel(keras.Model):
 
     def __init__(self, *args, epsilon: float = recipe.ADVERSARIAL_EPSILON,
                  smooth_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON,
-                 consistency: float = ADVERSARIAL_CONSISTENCY, **kwargs):
+                 consistency: float = ADVERSARIAL_CONSISTENCY,
+                 relative_epsilon: float = RELATIVE_ADVERSARIAL_EPSILON, **kwargs):
         super().__init__(*args, **kwargs)
         self.epsilon = float(epsilon)
+        self.relative_epsilon = float(relative_epsilon)
         self.smooth_epsilon = float(smooth_epsilon)
         self.consistency = float(consistency)
 
     def perturbed(self, x, y):
         """The images moved within ``epsilon`` of ``x`` a pixel (and inside [0, 1]) to raise
-        the loss; with ``smooth_epsilon``, plus a low-frequency field moved the same way."""
+        the loss; with ``smooth_epsilon``, plus a low-frequency field moved the same way; with
+        ``relative_epsilon``, each image's bound is that share of its own pixel std."""
+        bound = self.epsilon if not self.relative_epsilon else \
+            self.relative_epsilon * tf.math.reduce_std(
+                x, axis=tf.range(1, tf.rank(x)), keepdims=True)
         # each move: (its shape, its bound, how it spreads over the image)
-        moves = [(tf.shape(x), self.epsilon, tf.identity)]
+        moves = [(tf.shape(x), bound, tf.identity)]
         if self.smooth_epsilon:
             grid = (tf.shape(x)[0], SMOOTH_ADVERSARIAL_GRID, SMOOTH_ADVERSARIAL_GRID,
                     tf.shape(x)[3])
@@ -134,7 +140,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 greyscale_input: bool = GREYSCALE_INPUT,
                 adversarial_epsilon: float = recipe.ADVERSARIAL_EPSILON,
                 smooth_adversarial_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON,
-                adversarial_consistency: float = ADVERSARIAL_CONSISTENCY) -> keras.Model:
+                adversarial_consistency: float = ADVERSARIAL_CONSISTENCY,
+                relative_adversarial_epsilon: float = RELATIVE_ADVERSARIAL_EPSILON) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -177,7 +184,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     elif adversarial_epsilon:
         model = AdversarialModel(inputs, logits, name="svhn_cnn", epsilon=adversarial_epsilon,
                                  smooth_epsilon=smooth_adversarial_epsilon,
-                                 consistency=adversarial_consistency)
+                                 consistency=adversarial_consistency,
+                                 relative_epsilon=relative_adversarial_epsilon)
     else:
         model = keras.Model(inputs, logits, name="svhn_cnn")
     model.compile(
