@@ -568,6 +568,22 @@ MORE_BLUR_ROWS = with_seeds({"more blur (sigma scale 3.5 px)": dict(blur_sigma=3
                             seeds=(0, 1, 2, 3))
 
 
+
+# The adversarial move's bound as a share of each image's own pixel std (model.py,
+# AdversarialModel relative_epsilon) instead of 2/255 for every image. The network
+# standardises each image first, so a fixed bound moves a flat image much further in what it
+# sees; real crops are flatter than generated ones (median pixel std 0.117 against 0.173).
+# 0.045 is 2/255 at the generated median, 0.07 a third more than that. From scratch, as table
+# 1zo's 2/255 rows (0.874 / 0.874 / 0.854 / 0.882; today's code 0.872 at seed 0, table 1zw).
+# Result (2026-12-07, table 1zy): 4.5% read 0.869 / 0.878 / 0.863 / 0.889 (mean 0.875 against
+# 0.871), three seeds of four better, within the seed spread; 7% 0.880 / 0.863 (0.872 against
+# 0.874). ECE 0.026-0.039, AUROC 0.989-0.995, 0.2-0.7% called "no digit"
+RELATIVE_ADVERSARIAL_ROWS = {
+    **with_seeds({"move bounded by 4.5% of the image's std": dict(
+        model=dict(relative_adversarial_epsilon=0.045))}, seeds=(0, 1, 2, 3)),
+    **with_seeds({"move bounded by 7% of the image's std": dict(
+        model=dict(relative_adversarial_epsilon=0.07))}, seeds=(0, 1))}
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE
