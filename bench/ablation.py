@@ -577,7 +577,8 @@ MORE_BLUR_ROWS = with_seeds({"more blur (sigma scale 3.5 px)": dict(blur_sigma=3
 # 1zo's 2/255 rows (0.874 / 0.874 / 0.854 / 0.882; today's code 0.872 at seed 0, table 1zw).
 # Result (2026-12-07, table 1zy): 4.5% read 0.869 / 0.878 / 0.863 / 0.889 (mean 0.875 against
 # 0.871), three seeds of four better, within the seed spread; 7% 0.880 / 0.863 (0.872 against
-# 0.874). ECE 0.026-0.039, AUROC 0.989-0.995, 0.2-0.7% called "no digit"
+# 0.874). ECE 0.026-0.039, AUROC 0.989-0.995, 0.2-0.7% called "no digit". At full length
+# 0.913 alone, 0.911 under the demo recipe (bench/results/quality_relative_adversarial.json)
 RELATIVE_ADVERSARIAL_ROWS = {
     **with_seeds({"move bounded by 4.5% of the image's std": dict(
         model=dict(relative_adversarial_epsilon=0.045))}, seeds=(0, 1, 2, 3)),
