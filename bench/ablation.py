@@ -585,18 +585,6 @@ RELATIVE_ADVERSARIAL_ROWS = {
     **with_seeds({"move bounded by 7% of the image's std": dict(
         model=dict(relative_adversarial_epsilon=0.07))}, seeds=(0, 1))}
 
-# SGD with Nesterov momentum instead of Adam (model.py build_model optimizer; tried.py
-# OPTIMIZER): adaptive methods generalise worse than SGD on image classifiers (Wilson et al.,
-# NeurIPS 2017), and the real crops are the generalisation that counts here. From scratch,
-# adversarial steps, against table 1zo's Adam at 3e-3 (0.874 / 0.874 / 0.854 / 0.882).
-# 0.1 is SGD's usual peak for batch 128 with batch norm; 0.03 a third of it.
-SGD = dict(optimizer="sgd")
-OPTIMIZER_ROWS = {
-    **with_seeds({"SGD, Nesterov momentum 0.9, peak rate 0.1": dict(rate=0.1, model=SGD),
-                  "SGD, Nesterov momentum 0.9, peak rate 0.03": dict(rate=0.03, model=SGD)}),
-    **with_seeds({"SGD, Nesterov momentum 0.9, peak rate 0.1": dict(rate=0.1, model=SGD)},
-                 seeds=(2, 3))}
-
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE

@@ -330,12 +330,3 @@ def test_the_consistency_term_trains_clean_and_moved_answers_towards_each_other(
             tf.nn.softmax(net(x)), tf.nn.softmax(net(moved)))))
 
     assert disagreement_after_training(10.0) < 0.5 * disagreement_after_training(0.0)
-
-
-def test_the_optimizer_option_trains_with_nesterov_sgd_and_refuses_an_unknown_name():
-    import tf_keras as keras
-    sgd = build_model(0.05, optimizer="sgd").optimizer
-    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.9
-    assert isinstance(build_model(1e-3).optimizer, keras.optimizers.Adam)   # the default
-    with pytest.raises(ValueError, match="optimizer"):
-        build_model(1e-3, optimizer="rmsprop")

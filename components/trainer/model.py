@@ -23,9 +23,9 @@ from svhn_tfx.components.trainer import recipe
 from svhn_tfx.components.trainer.tried import (
     ADVERSARIAL_CONSISTENCY, AMPLITUDE_MIX_PROBABILITY, ANTIALIASED_POOLING, GREYSCALE_INPUT,
     INPUT_BLUR_SIGMA, INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY,
-    OPTIMIZER, RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, RELATIVE_ADVERSARIAL_EPSILON,
-    SAM_RHO, SGD_MOMENTUM, SMOOTH_ADVERSARIAL_EPSILON, SMOOTH_ADVERSARIAL_GRID, AmplitudeMix,
-    BlurPool, GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing,
+    RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, RELATIVE_ADVERSARIAL_EPSILON, SAM_RHO,
+    SMOOTH_ADVERSARIAL_EPSILON, SMOOTH_ADVERSARIAL_GRID, AmplitudeMix, BlurPool,
+    GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing,
     SharpnessAwareModel, SmoothedSparseCrossentropy)
 from svhn_tfx.components.transform.preprocessing import CHANNELS, IMAGE_SIZE, TRANSFORMED_IMAGE_KEY
 
@@ -141,8 +141,7 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 adversarial_epsilon: float = recipe.ADVERSARIAL_EPSILON,
                 smooth_adversarial_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON,
                 adversarial_consistency: float = ADVERSARIAL_CONSISTENCY,
-                relative_adversarial_epsilon: float = RELATIVE_ADVERSARIAL_EPSILON,
-                optimizer: str = OPTIMIZER) -> keras.Model:
+                relative_adversarial_epsilon: float = RELATIVE_ADVERSARIAL_EPSILON) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -152,8 +151,6 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     itself: a constant rate leaves the last weights (the ones exported) noisy by several
     points of accuracy from one epoch to the next.
     """
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}")
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=FINAL_LR_FRACTION)
@@ -192,8 +189,7 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     else:
         model = keras.Model(inputs, logits, name="svhn_cnn")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate) if optimizer == "adam" else
-        keras.optimizers.SGD(learning_rate, momentum=SGD_MOMENTUM, nesterov=True),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=SmoothedSparseCrossentropy(num_classes, label_smoothing) if label_smoothing else
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])

@@ -79,10 +79,6 @@ RELATIVE_ADVERSARIAL_EPSILON = 0.0   # the per-pixel move's bound as a share of 
 # 0.871 (four seeds; 0.07: 0.872 against 0.874, two), and at full length (make pretrain, the
 # demo's fine-tuning on top with it too) 0.913 alone and 0.911 under the demo recipe against
 # 0.909 / 0.909 and 0.909 / 0.904 at two seeds: a tie inside the dev set's noise, off
-OPTIMIZER = "adam"   # "sgd": SGD with Nesterov momentum (SGD_MOMENTUM) instead of Adam, at
-# the peak rate a row gives. Adaptive methods fit the training distribution as well but
-# generalise worse than SGD on image classifiers (Wilson et al., NeurIPS 2017)
-SGD_MOMENTUM = 0.9
 # (bench/ablation.py RELATIVE_ADVERSARIAL_ROWS; docs/real-data-quality.md)
 SAM_RHO = 0.0   # radius of sharpness-aware minimisation's ascent step (0: plain steps). Each
 # step costs two forward and backward passes (see SharpnessAwareModel). 0.05 read real crops
