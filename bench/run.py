@@ -48,7 +48,8 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_warm_adversarial", "ablation_warm_rate", "ablation_warm_base",
          "ablation_warm_amplitude", "ablation_warm_smooth", "ablation_warm_light",
          "ablation_warm_consistency", "ablation_photo_wall",
-         "ablation_more_blur", "ablation_relative_adversarial", "training", "transform",
+         "ablation_more_blur", "ablation_relative_adversarial", "ablation_warm_half_steps",
+         "training", "transform",
          "portable", "serving", "abuse",
          "end_to_end", "scaling"]
 TITLES = {
@@ -163,6 +164,8 @@ TITLES = {
                                      "contrast, real crops, from scratch, four seeds (today's "
                                      "default at seeds 0-3: 0.874 / 0.874 / 0.854 / 0.882 in "
                                      "1zo; 0.872 at seed 0 in 1zw)",
+    "ablation_warm_half_steps": "1zz. Half the demo's fine-tuning steps, real crops, "
+                                "fine-tuned from pretrained/ as make demo does, four seeds",
     "real_labels": "1zk. A user's own real crops, labelled or pseudo-labelled, added to the "
                    "demo's fine-tuning, scored on other photos' crops",
     "ablation_warm_grey": "1zl. Luminance only (greyscale input), real crops, fine-tuned from "
@@ -246,6 +249,7 @@ ABLATIONS = {
     "ablation_photo_wall": (ablation.PHOTO_WALL_ROWS, None),
     "ablation_more_blur": (ablation.MORE_BLUR_ROWS, None),
     "ablation_relative_adversarial": (ablation.RELATIVE_ADVERSARIAL_ROWS, None),
+    "ablation_warm_half_steps": (ablation.WARM_HALF_STEPS_ROWS, PRETRAINED_WEIGHTS),
     "ablation_warm_grey": (ablation.WARM_GREY_ROWS, PRETRAINED_WEIGHTS),
     "ablation_grey": (ablation.GREY_ROWS, None),
     "ablation_fine_tune_steps": (ablation.FINE_TUNE_STEPS_ROWS, PRETRAINED_WEIGHTS),

@@ -1,12 +1,13 @@
 """The training recipe's defaults, in one place: the Trainer component falls back on them and
 pipeline/configs.py reads them (its environment variables override)."""
 TRAIN_STEPS = 3000               # from scratch
-FINE_TUNE_STEPS = 700            # warm-started from a base model. An adversarial step
-# (ADVERSARIAL_EPSILON) costs about 1.7x a plain one: 700 keep make demo under 10 minutes
-# (whole epochs of 100 steps are trained); in memory three quarters of the steps read real
-# crops 0.888 against 0.889 for all and 0.881 for half (four seeds each, bench/ablation.py
-# WARM_ADVERSARIAL_ROWS). 200 plain steps cut the Trainer to about a minute
-# at equal real accuracy but called more real digits "no digit" (2.4% against 1.3%;
+FINE_TUNE_STEPS = 400            # warm-started from a base model (whole epochs of 100 steps
+# are trained). From today's pretrained/ at FINE_TUNE_LEARNING_RATE, half the 700 before read
+# real crops 0.908 / 0.909 / 0.906 / 0.909 in memory (four seeds) against 0.904 / 0.908 /
+# 0.908 / 0.904 for 700 (bench/ablation.py WARM_HALF_STEPS_ROWS, table 1zz; 1zr), with as
+# few real digits called "no digit" (0.4-0.6%). An adversarial step costs about 1.7x a plain
+# one, and on an AVX2-only CPU 0.4-0.5 s: 700 took make demo to 10 min 47 s there. 200 plain
+# steps from the plainly made base called more real digits "no digit" (2.4% against 1.3%;
 # docs/real-data-quality.md, "Fewer fine-tuning steps")
 LEARNING_RATE = 3e-3             # peak of a cosine decay over the steps, from scratch
 FINE_TUNE_LEARNING_RATE = 3e-4   # peak. From today's pretrained/ (itself trained on
