@@ -17,10 +17,6 @@ export LOCAL_HOME ?= $(SVHN_TFX_ROOT)/tfx-cli
 # which the TFX CLI's own process prints before any project code runs.
 export TF_CPP_MIN_LOG_LEVEL ?= $(if $(wildcard /dev/nvidiactl),2,3)
 export PYTHONWARNINGS ?= ignore::FutureWarning
-# TensorFlow's oneDNN kernels, which it turns on by itself only on CPUs with AVX-512 or AMX:
-# on an AVX2-only CPU (AMD EPYC, 2 cores) they make a training step 1.8x faster. Read when
-# TensorFlow loads, so set here for every process make starts (the TFX CLI's included).
-export TF_ENABLE_ONEDNN_OPTS ?= 1
 PIPELINE_NAME ?= svhn-tfx
 DATA := $(SVHN_TFX_ROOT)/data
 

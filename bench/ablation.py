@@ -598,6 +598,7 @@ WARM_HALF_STEPS_ROWS = {
     **with_seeds({"three eighths of the steps (half the demo's, 350)": dict(steps_x=0.375)},
                  seeds=(0, 1, 2, 3))}
 
+
 def learning_rate(warm_start: str = None) -> float:
     """The peak rate of the recipe being imitated: make pretrain's, or make demo's fine-tuning."""
     return recipe.LEARNING_RATE if warm_start is None else recipe.FINE_TUNE_LEARNING_RATE

@@ -1,7 +1,7 @@
 """TensorFlow's oneDNN kernels are on in every process the project starts, unless the user
 turns them off: TensorFlow picks them by itself only on CPUs with AVX-512 or AMX, and on an
 AVX2-only one a training step is 1.8x faster with them (components/__init__.py,
-serving/__init__.py; the Makefile exports the same for the TFX CLI)."""
+serving/__init__.py: every entry point, `tfx run create`'s pipeline process included)."""
 import os
 import subprocess
 import sys
