@@ -49,7 +49,7 @@ ORDER = ["quality", "ablation", "ablation_warm", "domain_gap", "ablation_head",
          "ablation_warm_amplitude", "ablation_warm_smooth", "ablation_warm_light",
          "ablation_warm_consistency", "ablation_photo_wall",
          "ablation_more_blur", "ablation_relative_adversarial", "ablation_warm_half_steps",
-         "training", "transform",
+         "ablation_sgd", "ablation_style_and_relative", "training", "transform",
          "portable", "serving", "abuse",
          "end_to_end", "scaling"]
 TITLES = {
@@ -164,6 +164,10 @@ TITLES = {
                                      "contrast, real crops, from scratch, four seeds (today's "
                                      "default at seeds 0-3: 0.874 / 0.874 / 0.854 / 0.882 in "
                                      "1zo; 0.872 at seed 0 in 1zw)",
+    "ablation_sgd": "1zza. Nesterov SGD with warm-up instead of Adam, real crops, from scratch, "
+                    "four seeds",
+    "ablation_style_and_relative": "1zzb. The amplitude mix and the contrast-bounded move "
+                                   "together, real crops, from scratch, four seeds",
     "ablation_warm_half_steps": "1zz. Half the demo's fine-tuning steps, real crops, "
                                 "fine-tuned from pretrained/ as make demo does, four seeds",
     "real_labels": "1zk. A user's own real crops, labelled or pseudo-labelled, added to the "
@@ -250,6 +254,8 @@ ABLATIONS = {
     "ablation_more_blur": (ablation.MORE_BLUR_ROWS, None),
     "ablation_relative_adversarial": (ablation.RELATIVE_ADVERSARIAL_ROWS, None),
     "ablation_warm_half_steps": (ablation.WARM_HALF_STEPS_ROWS, PRETRAINED_WEIGHTS),
+    "ablation_sgd": (ablation.SGD_ROWS, None),
+    "ablation_style_and_relative": (ablation.STYLE_AND_RELATIVE_ROWS, None),
     "ablation_warm_grey": (ablation.WARM_GREY_ROWS, PRETRAINED_WEIGHTS),
     "ablation_grey": (ablation.GREY_ROWS, None),
     "ablation_fine_tune_steps": (ablation.FINE_TUNE_STEPS_ROWS, PRETRAINED_WEIGHTS),

@@ -330,3 +330,20 @@ def test_the_consistency_term_trains_clean_and_moved_answers_towards_each_other(
             tf.nn.softmax(net(x)), tf.nn.softmax(net(moved)))))
 
     assert disagreement_after_training(10.0) < 0.5 * disagreement_after_training(0.0)
+
+
+def test_sgd_warms_its_rate_up_from_zero_then_follows_adam_s_cosine():
+    from svhn_tfx.components.trainer.model import FINAL_LR_FRACTION
+    from svhn_tfx.components.trainer.tried import SGD_WARMUP_FRACTION
+    steps, peak = 1000, 0.05
+    sgd = build_model(peak, steps, sgd_momentum=0.9).optimizer
+    adam = build_model(peak, steps).optimizer
+    assert type(sgd).__name__ == "SGD" and sgd.nesterov and sgd.momentum == 0.9
+    assert type(adam).__name__ == "Adam"
+    warmup = int(steps * SGD_WARMUP_FRACTION)
+    sgd_rate, adam_rate = sgd._learning_rate, adam._learning_rate
+    assert float(sgd_rate(0)) == 0.0 and float(adam_rate(0)) == pytest.approx(peak)
+    assert float(sgd_rate(warmup // 2)) == pytest.approx(peak / 2, rel=1e-3)
+    assert float(sgd_rate(warmup)) == pytest.approx(peak, rel=1e-3)
+    for rate in (sgd_rate, adam_rate):   # both end at the same fraction of the peak
+        assert float(rate(steps)) == pytest.approx(peak * FINAL_LR_FRACTION, rel=1e-3)

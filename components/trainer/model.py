@@ -24,6 +24,7 @@ from svhn_tfx.components.trainer.tried import (
     ADVERSARIAL_CONSISTENCY, AMPLITUDE_MIX_PROBABILITY, ANTIALIASED_POOLING, GREYSCALE_INPUT,
     INPUT_BLUR_SIGMA, INSTANCE_NORM_BLOCKS, LABEL_SMOOTHING, MIXSTYLE_BLOCKS, MIXSTYLE_PROBABILITY,
     RANDOM_CONV_PROBABILITY, RANDOM_ERASING_PROBABILITY, RELATIVE_ADVERSARIAL_EPSILON, SAM_RHO,
+    SGD_MOMENTUM, SGD_WARMUP_FRACTION,
     SMOOTH_ADVERSARIAL_EPSILON, SMOOTH_ADVERSARIAL_GRID, AmplitudeMix, BlurPool,
     GaussianLowPass, Luminance, MixStyle, RandomConvolution, RandomErasing,
     SharpnessAwareModel, SmoothedSparseCrossentropy)
@@ -141,7 +142,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
                 adversarial_epsilon: float = recipe.ADVERSARIAL_EPSILON,
                 smooth_adversarial_epsilon: float = SMOOTH_ADVERSARIAL_EPSILON,
                 adversarial_consistency: float = ADVERSARIAL_CONSISTENCY,
-                relative_adversarial_epsilon: float = RELATIVE_ADVERSARIAL_EPSILON) -> keras.Model:
+                relative_adversarial_epsilon: float = RELATIVE_ADVERSARIAL_EPSILON,
+                sgd_momentum: float = SGD_MOMENTUM) -> keras.Model:
     """Returns a compiled Keras model: float32 [batch, 32, 32, 3] in [0, 1] -> 11 logits
     (``num_classes=10`` gives the digits-only network "no digit" is compared against;
     ``centre_head=False`` the global-average head alone, as before; the sizes are keywords
@@ -151,9 +153,12 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     itself: a constant rate leaves the last weights (the ones exported) noisy by several
     points of accuracy from one epoch to the next.
     """
+    warmup_steps = int(decay_steps * SGD_WARMUP_FRACTION) if sgd_momentum else 0
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps, alpha=FINAL_LR_FRACTION)
+            0.0 if warmup_steps else learning_rate, decay_steps - warmup_steps,
+            alpha=FINAL_LR_FRACTION, warmup_target=learning_rate if warmup_steps else None,
+            warmup_steps=warmup_steps)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name=TRANSFORMED_IMAGE_KEY)
     x = Luminance()(inputs) if greyscale_input else inputs
     x = GaussianLowPass(input_blur_sigma)(x) if input_blur_sigma else x
@@ -189,7 +194,8 @@ def build_model(learning_rate: float, decay_steps: int = 0,
     else:
         model = keras.Model(inputs, logits, name="svhn_cnn")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.SGD(learning_rate, momentum=sgd_momentum, nesterov=True)
+        if sgd_momentum else keras.optimizers.Adam(learning_rate),
         loss=SmoothedSparseCrossentropy(num_classes, label_smoothing) if label_smoothing else
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
