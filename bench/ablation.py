@@ -601,7 +601,9 @@ SGD_ROWS = with_seeds({"Nesterov SGD, peak rate 0.05": dict(
 # from scratch first, as table 1zo's 2/255 rows.
 # Result (2026-12-07, table 1zzb): 0.882 / 0.880 / 0.885 / 0.874 (mean 0.880 against 0.871; the
 # bound alone 0.875, table 1zy), three seeds higher, one 0.8 points lower; generated hold-out
-# 0.810-0.844 (0.781-0.826), ECE 0.029-0.038, AUROC 0.992-0.998. A candidate for full length.
+# 0.810-0.844 (0.781-0.826), ECE 0.029-0.038, AUROC 0.992-0.998. At full length (2026-12-08)
+# 0.908 alone and under the demo recipe, against 0.909 / 0.909: a tie, the gain did not carry
+# (bench/results/quality_amplitude_mix_and_relative.json).
 STYLE_AND_RELATIVE_ROWS = with_seeds({
     "amplitude mix on half the images and the move bounded by 4.5% of the image's std": dict(
         model=dict(amplitude_mix_probability=0.5, relative_adversarial_epsilon=0.045))},

@@ -79,7 +79,9 @@ RELATIVE_ADVERSARIAL_EPSILON = 0.0   # the per-pixel move's bound as a share of 
 # 0.871 (four seeds; 0.07: 0.872 against 0.874, two), and at full length (make pretrain, the
 # demo's fine-tuning on top with it too) 0.913 alone and 0.911 under the demo recipe against
 # 0.909 / 0.909 and 0.909 / 0.904 at two seeds: a tie inside the dev set's noise, off
-# (bench/ablation.py RELATIVE_ADVERSARIAL_ROWS; docs/real-data-quality.md)
+# (bench/ablation.py RELATIVE_ADVERSARIAL_ROWS; docs/real-data-quality.md). With the
+# amplitude mix on half the images as well: 0.880 against 0.871 from scratch, but 0.908
+# alone and under the demo recipe at full length (STYLE_AND_RELATIVE_ROWS): a tie
 SGD_MOMENTUM = 0.0   # Nesterov SGD with this momentum instead of Adam (0: Adam), its rate
 # warmed up linearly over SGD_WARMUP_FRACTION of the steps before the cosine. Adaptive
 # optimisers are reported to find solutions that generalise less well than SGD's (Wilson et
