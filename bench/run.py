@@ -164,12 +164,12 @@ TITLES = {
                                      "contrast, real crops, from scratch, four seeds (today's "
                                      "default at seeds 0-3: 0.874 / 0.874 / 0.854 / 0.882 in "
                                      "1zo; 0.872 at seed 0 in 1zw)",
+    "ablation_warm_half_steps": "1zz. Half the demo's fine-tuning steps, real crops, "
+                                "fine-tuned from pretrained/ as make demo does, four seeds",
     "ablation_sgd": "1zza. Nesterov SGD with warm-up instead of Adam, real crops, from scratch, "
                     "four seeds",
     "ablation_style_and_relative": "1zzb. The amplitude mix and the contrast-bounded move "
                                    "together, real crops, from scratch, four seeds",
-    "ablation_warm_half_steps": "1zz. Half the demo's fine-tuning steps, real crops, "
-                                "fine-tuned from pretrained/ as make demo does, four seeds",
     "real_labels": "1zk. A user's own real crops, labelled or pseudo-labelled, added to the "
                    "demo's fine-tuning, scored on other photos' crops",
     "ablation_warm_grey": "1zl. Luminance only (greyscale input), real crops, fine-tuned from "
