@@ -591,7 +591,9 @@ RELATIVE_ADVERSARIAL_ROWS = {
 # 2/255 rows (0.874 / 0.874 / 0.854 / 0.882; today's code 0.872 at seed 0, table 1zw).
 # Result (2026-12-07, table 1zza): 0.880 / 0.874 / 0.880 / 0.882 (mean 0.879 against 0.871), no
 # seed lower, seed 2 2.6 points higher; generated hold-out 0.803-0.829 (0.781-0.826), ECE
-# 0.025-0.048, AUROC 0.987-0.994, 0.6-1.5% called "no digit". A candidate for full length.
+# 0.025-0.048, AUROC 0.987-0.994, 0.6-1.5% called "no digit". At full length (2026-12-08,
+# `make pretrain` only): 0.911 alone, 0.913 under the demo recipe against 0.909 / 0.909, a tie
+# (bench/results/quality_sgd.json).
 SGD_ROWS = with_seeds({"Nesterov SGD, peak rate 0.05": dict(
     rate=0.05, model=dict(sgd_momentum=0.9))}, seeds=(0, 1, 2, 3))
 

@@ -88,7 +88,9 @@ SGD_MOMENTUM = 0.0   # Nesterov SGD with this momentum instead of Adam (0: Adam)
 # al., NeurIPS 2017), which a domain gap might show more than a generated hold-out does.
 # At 0.05, from scratch, real crops read 0.880 / 0.874 / 0.880 / 0.882 (mean 0.879) against
 # Adam's 0.874 / 0.874 / 0.854 / 0.882 (0.871; four seeds, bench/ablation.py SGD_ROWS): no seed
-# lower, one 2.6 points higher; not yet measured at full length, off
+# lower, one 2.6 points higher. At full length (`make pretrain` only; the demo's fine-tuning
+# stays Adam) 0.911 alone, 0.913 under the demo recipe against 0.909 / 0.909: a tie, off
+# (bench/results/quality_sgd.json)
 SGD_WARMUP_FRACTION = 0.05
 SAM_RHO = 0.0   # radius of sharpness-aware minimisation's ascent step (0: plain steps). Each
 # step costs two forward and backward passes (see SharpnessAwareModel). 0.05 read real crops
